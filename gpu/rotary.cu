@@ -1,0 +1,56 @@
+// Neox-style rotary embedding, one block per token, one warp per head. The optional Qwen3
+// per-head RMSNorm is fused in front so the head is read and written once.
+#include "gpu/cuda_check.hpp"
+#include "gpu/device_math.cuh"
+#include "gpu/rotary.hpp"
+
+namespace actorserve::gpu {
+namespace {
+
+constexpr int kThreads = 128;
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) rotary_kernel(rotary_args a) {
+  const int64_t token = blockIdx.x;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int half = a.head_dim / 2;
+  const float pos = float(a.positions[token]);
+  T* row = static_cast<T*>(a.qkv) + token * a.row_stride;
+  const int num_heads = a.num_q_heads + a.num_kv_heads;
+  for (int head = warp; head < num_heads; head += kThreads / 32) {
+    T* x = row + int64_t(head) * a.head_dim;
+    const T* norm_w = static_cast<const T*>(head < a.num_q_heads ? a.q_norm_weight : a.k_norm_weight);
+    float inv_rms = 1.0f;
+    if (norm_w) {
+      float sum_sq = 0.0f;
+      for (int i = lane; i < a.head_dim; i += 32) {
+        const float v = to_float(x[i]);
+        sum_sq += v * v;
+      }
+      inv_rms = rsqrtf(warp_sum(sum_sq) / float(a.head_dim) + a.norm_eps);
+    }
+    for (int i = lane; i < half; i += 32) {
+      float x1 = to_float(x[i]), x2 = to_float(x[i + half]);
+      if (norm_w) {
+        x1 = round_to<T>(to_float(norm_w[i]) * round_to<T>(x1 * inv_rms));
+        x2 = round_to<T>(to_float(norm_w[i + half]) * round_to<T>(x2 * inv_rms));
+      }
+      const float freq = pos * a.inv_freq[i];
+      const float c = round_to<T>(cosf(freq)), s = round_to<T>(sinf(freq));
+      x[i] = from_float<T>(round_to<T>(x1 * c) - round_to<T>(x2 * s));
+      x[i + half] = from_float<T>(round_to<T>(x2 * c) + round_to<T>(x1 * s));
+    }
+  }
+}
+
+} // namespace
+
+void launch_rotary(const rotary_args& args, dtype type, cudaStream_t stream) {
+  if (args.num_tokens <= 0)
+    return;
+  ACTORSERVE_DISPATCH_FLOAT(type, "rotary",
+                            { rotary_kernel<scalar_t><<<unsigned(args.num_tokens), kThreads, 0, stream>>>(args); });
+  ACTORSERVE_CUDA_CHECK_LAUNCH("rotary_kernel");
+}
+
+} // namespace actorserve::gpu
