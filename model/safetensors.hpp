@@ -86,4 +86,23 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<tens
                        const tensor_fill& fill,
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
+/// Fills out[0, count) with the elements [first, first + count) of `spec` in row-major order,
+/// so that a large tensor can be produced in chunks, by several threads at once.
+using tensor_chunk_fill =
+    std::function<void(const tensor_spec& spec, int64_t first, int64_t count, float* out)>;
+
+struct safetensors_write_options {
+  int num_threads = 1;                       // chunks are filled and written in parallel
+  int64_t chunk_elements = int64_t{1} << 22; // fp32 values per chunk and thread
+  /// Called (never concurrently) as chunks land, with the data bytes written so far.
+  std::function<void(uint64_t bytes_done, uint64_t bytes_total)> progress;
+};
+
+/// Like write_safetensors, but the values come in chunks filled by `options.num_threads`
+/// threads, each writing its chunk at its final offset; the bytes do not depend on the number
+/// of threads. The file appears under its name only once complete.
+void write_safetensors_chunked(const std::filesystem::path& path, const std::vector<tensor_spec>& tensors,
+                               const tensor_chunk_fill& fill, const safetensors_write_options& options,
+                               const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
 } // namespace actorserve
