@@ -49,11 +49,14 @@ void thread_pool::worker_loop() {
       if (stopping_)
         return;
       seen = generation_;
+      if (!job_open_)
+        continue; // the caller already did all of it
+      ++joined_workers_;
     }
     run_chunks();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      --busy_workers_;
+      --joined_workers_;
     }
     done_cv_.notify_one();
   }
@@ -75,14 +78,15 @@ void thread_pool::parallel_for(int64_t n, int64_t grain, const std::function<voi
     job_grain_ = grain;
     next_chunk_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
-    busy_workers_ = int32_t(workers_.size());
+    job_open_ = true;
     ++generation_;
   }
   wake_.notify_all();
   run_chunks();
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    done_cv_.wait(lock, [&] { return busy_workers_ == 0; });
+    job_open_ = false;
+    done_cv_.wait(lock, [&] { return joined_workers_ == 0; });
     job_ = nullptr;
   }
   if (error_)

@@ -37,9 +37,13 @@ private:
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_cv_;
-  uint64_t generation_ = 0; // bumped for each parallel_for; guarded by mutex_
+  // Guarded by mutex_. A worker joins the current job only while it is open; the caller closes
+  // it once every chunk is claimed and then waits for the joined workers alone, so a worker
+  // the OS has not scheduled yet (2 busy cores) never delays a step.
+  uint64_t generation_ = 0; // bumped for each parallel_for
+  bool job_open_ = false;
+  int32_t joined_workers_ = 0;
   bool stopping_ = false;
-  int32_t busy_workers_ = 0; // workers still inside the current job; guarded by mutex_
 
   // The current job (written before generation_ is bumped, under mutex_).
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
