@@ -182,6 +182,8 @@ struct engine_stats {
   int64_t num_finished_requests = 0;
   int64_t num_executor_failures = 0;
   bool draining = false;
+  double mean_schedule_us = 0; // CPU time of scheduler + kv manager per step (average)
+  double mean_step_us = 0;     // executor time per step (average)
 };
 
 struct submit_result {

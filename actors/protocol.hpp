@@ -98,6 +98,7 @@ struct capacity_reply {
   int32_t num_free_blocks = 0;
   int64_t prefix_cache_queries = 0; // cumulative, in tokens
   int64_t prefix_cache_hits = 0;
+  int64_t cpu_ns = 0; // thread CPU time the kv manager spent on this request
 };
 
 // ---- scheduler <-> executor ---------------------------------------------------------------

@@ -55,14 +55,18 @@ void scheduler_policy::add_request(const generate_request& req) {
   s->sampling = req.sampling;
   r.seq_ids.push_back(s->seq_id);
   num_prompt_tokens_ += s->prompt_len;
+  ++num_unadmitted_;
   enqueue(*s);
   seqs_.emplace(s->seq_id, std::move(s));
   requests_.emplace(req.id, std::move(r));
 }
 
 bool scheduler_policy::has_work() const {
-  return !running_.empty() || !waiting_.empty() || !swapped_.empty() || !pending_free_.empty() ||
-         !pending_drop_.empty() || !pending_commits_.empty();
+  return !running_.empty() || !waiting_.empty() || !swapped_.empty() || has_housekeeping();
+}
+
+bool scheduler_policy::has_housekeeping() const {
+  return !pending_free_.empty() || !pending_drop_.empty() || !pending_commits_.empty();
 }
 
 token_event& scheduler_policy::event_for(uint64_t request_id) {
@@ -128,6 +132,8 @@ void scheduler_policy::release(sequence& s) {
 void scheduler_policy::finish_seq(sequence& s, request_entry& r) {
   release(s);
   if (--r.num_live == 0) {
+    if (!r.counted_admitted)
+      --num_unadmitted_;
     ++num_finished_requests_;
     requests_.erase(r.id);
   }
@@ -165,6 +171,8 @@ void scheduler_policy::abort_request(uint64_t request_id, engine_errc error, con
   for (uint64_t id : it->second.seq_ids)
     if (auto s = seqs_.find(id); s != seqs_.end())
       release(*s->second);
+  if (!it->second.counted_admitted)
+    --num_unadmitted_;
   ++num_finished_requests_;
   requests_.erase(it);
 }
@@ -357,7 +365,9 @@ step_plan scheduler_policy::build(const capacity_reply& reply) {
     s.admitted_order = next_admission_++;
     insert_running(s);
     request_entry& r = requests_.at(s.request_id);
-    if (r.first_scheduled_us < 0) {
+    if (!r.counted_admitted) {
+      r.counted_admitted = true;
+      --num_unadmitted_;
       r.first_scheduled_us = now;
       r.num_cached_prompt_tokens = a.num_cached_tokens;
     }

@@ -85,6 +85,9 @@ public:
 
   /// True while there is anything to do: sequences to run, or blocks/sequences to free.
   bool has_work() const;
+  /// True when the next iteration has frees, drops or commits to pass on even if no sequence
+  /// can run.
+  bool has_housekeeping() const;
 
   capacity_request propose();
   step_plan build(const capacity_reply& reply);
@@ -97,6 +100,8 @@ public:
   int32_t num_waiting() const { return int32_t(waiting_.size()); }
   int32_t num_swapped() const { return int32_t(swapped_.size()); }
   int32_t num_requests() const { return int32_t(requests_.size()); }
+  /// Requests never admitted yet (the queue the overload limit applies to).
+  int32_t num_unadmitted_requests() const { return num_unadmitted_; }
   int64_t num_preemptions() const { return num_preemptions_; }
   int64_t num_prompt_tokens() const { return num_prompt_tokens_; }
   int64_t num_generation_tokens() const { return num_generation_tokens_; }
@@ -164,6 +169,7 @@ private:
   int64_t num_steps_ = 0;
   int64_t num_finished_requests_ = 0;
   int64_t num_step_failures_ = 0;
+  int32_t num_unadmitted_ = 0;
 };
 
 } // namespace actorserve
