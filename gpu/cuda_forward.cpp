@@ -1,0 +1,111 @@
+// The forward pass of one step on the device: a fixed sequence of launches over persistent
+// buffers, so the same code runs eagerly and under CUDA graph capture.
+#include "gpu/cuda_backend_impl.hpp"
+#include "gpu/embedding.hpp"
+#include "gpu/kv_cache_write.hpp"
+#include "gpu/rmsnorm.hpp"
+#include "gpu/rotary.hpp"
+#include "gpu/silu_and_mul.hpp"
+
+#include <cmath>
+
+namespace actorserve::gpu {
+
+void* cuda_backend::impl::k_cache(int64_t layer) const {
+  return static_cast<char*>(kv) + size_t(2 * layer) * kv_layer_bytes;
+}
+void* cuda_backend::impl::v_cache(int64_t layer) const {
+  return static_cast<char*>(kv) + size_t(2 * layer + 1) * kv_layer_bytes;
+}
+
+void cuda_backend::impl::run_forward(const forward_plan& plan) {
+  const model_config& c = config;
+  const int64_t m = plan.num_tokens, hidden = c.hidden_size, inter = c.intermediate_size;
+  const int64_t q_size = c.q_size(), kv_size = c.kv_size(), qkv_cols = q_size + 2 * kv_size;
+  const size_t elem = dtype_size(type);
+  const float eps = float(c.rms_norm_eps);
+  step_profiler& prof = profiler;
+  auto mark = [&](const char* group) {
+    if (prof.enabled)
+      prof.mark(group, stream);
+  };
+
+  paged_attention_args attn_args;
+  attn_args.q = qkv;
+  attn_args.q_stride = qkv_cols;
+  attn_args.out = attn;
+  attn_args.out_stride = q_size;
+  attn_args.block_tables = block_tables.device();
+  attn_args.block_table_stride = block_table_stride.device();
+  attn_args.num_q_heads = int32_t(c.num_attention_heads);
+  attn_args.num_kv_heads = int32_t(c.num_key_value_heads);
+  attn_args.head_dim = int32_t(c.head_dim);
+  attn_args.block_size = block_size;
+  attn_args.scale = float(1.0 / std::sqrt(double(c.head_dim)));
+  attn_args.split_scratch = split_scratch;
+
+  rotary_args rope;
+  rope.qkv = qkv;
+  rope.row_stride = qkv_cols;
+  rope.positions = positions.device();
+  rope.inv_freq = inv_freq;
+  rope.norm_eps = eps;
+  rope.num_tokens = m;
+  rope.num_q_heads = int32_t(c.num_attention_heads);
+  rope.num_kv_heads = int32_t(c.num_key_value_heads);
+  rope.head_dim = int32_t(c.head_dim);
+
+  launch_embedding(residual, weights->embed, token_ids.device(), m, hidden, c.vocab_size, type, stream);
+  mark("embedding");
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const device_layer_weights& w = weights->layers[size_t(l)];
+    launch_fused_add_rmsnorm(residual, l == 0 ? nullptr : x, w.input_norm, x, m, hidden, eps, type, stream);
+    mark("norm");
+    gemm->run(qkv, x, w.qkv, w.qkv_bias, m, qkv_cols, hidden, type, stream);
+    mark("gemm_qkv");
+    rope.q_norm_weight = w.q_norm;
+    rope.k_norm_weight = w.k_norm;
+    launch_rotary(rope, type, stream);
+    mark("rotary");
+    launch_kv_cache_write(static_cast<char*>(qkv) + size_t(q_size) * elem,
+                          static_cast<char*>(qkv) + size_t(q_size + kv_size) * elem, qkv_cols, k_cache(l), v_cache(l),
+                          slots.device(), m, kv_size, type, stream);
+    mark("kv_write");
+    attn_args.key_cache = k_cache(l);
+    attn_args.value_cache = v_cache(l);
+    if (plan.num_small_items > 0) {
+      attn_args.items = items.device();
+      attn_args.num_items = plan.num_small_items;
+      attn_args.num_splits = plan.num_splits;
+      launch_paged_attention(attn_args, attention_tile::small, type, stream);
+    }
+    if (plan.num_large_items > 0) {
+      attn_args.items = items.device() + plan.num_small_items;
+      attn_args.num_items = plan.num_large_items;
+      attn_args.num_splits = 1;
+      launch_paged_attention(attn_args, attention_tile::large, type, stream);
+    }
+    mark("attention");
+    gemm->run(x, attn, w.o, nullptr, m, hidden, q_size, type, stream);
+    mark("gemm_o");
+    launch_fused_add_rmsnorm(residual, x, w.post_norm, x, m, hidden, eps, type, stream);
+    mark("norm");
+    gemm->run(gate_up, x, w.gate_up, nullptr, m, 2 * inter, hidden, type, stream);
+    mark("gemm_gate_up");
+    launch_silu_and_mul(act, gate_up, m, inter, type, stream);
+    mark("silu_mul");
+    gemm->run(x, act, w.down, nullptr, m, hidden, inter, type, stream);
+    mark("gemm_down");
+  }
+  launch_fused_add_rmsnorm(residual, x, weights->final_norm, x, m, hidden, eps, type, stream);
+  mark("norm");
+  const void* head_in = x;
+  if (plan.gather_logit_rows) {
+    launch_embedding(logits_in, x, logit_rows.device(), plan.num_logit_rows, hidden, m, type, stream);
+    head_in = logits_in;
+  }
+  gemm->run(logits, head_in, weights->lm_head, nullptr, plan.num_logit_rows, c.vocab_size, hidden, type, stream);
+  mark("lm_head");
+}
+
+} // namespace actorserve::gpu
