@@ -47,6 +47,8 @@ int32_t token_id(const json& v, const std::string& param, const request_limits& 
 // Parameters both APIs share. `max_tokens` is read by the callers (their names differ).
 void parse_common(const json_fields& f, const request_limits& limits, generation_params& p) {
   p.model = resolve_model(f, limits);
+  p.sampling = limits.defaults;
+  p.sampling.logprobs = -1;
   if (auto v = f.integer("n", 1, limits.max_n)) p.n = int32_t(*v);
   if (auto v = f.boolean("stream")) p.stream = *v;
   if (const json* so = f.get("stream_options")) {

@@ -28,6 +28,7 @@ struct request_limits {
   int32_t max_logprobs = 20;            // top alternatives per token (vLLM's default max_logprobs)
   size_t max_stop_strings = 16;
   size_t max_prompts = 256;             // prompts in one /v1/completions request
+  sampling_params defaults;             // what a request does not set (the model's generation_config)
 };
 
 /// Parameters common to both APIs, in native form.

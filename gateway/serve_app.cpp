@@ -1,0 +1,202 @@
+#include "gateway/serve_app.hpp"
+
+#include "gateway/http_server.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/model_location.hpp"
+#include "gateway/text_frontend.hpp"
+#include "model/config.hpp"
+#include "model/cpu_backend.hpp"
+#include "model/error.hpp"
+#ifdef ACTORSERVE_HAS_CUDA
+#include "gpu/cuda_backend.hpp"
+#endif
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <fstream>
+#include <pthread.h>
+#include <stdexcept>
+#include <thread>
+
+namespace actorserve::gateway {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+bool cuda_available() {
+#ifdef ACTORSERVE_HAS_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string resolve_device(const std::string& device) {
+  if (device == "cpu" || device == "cuda") {
+    if (device == "cuda" && !cuda_available())
+      throw std::runtime_error("--device cuda: this build has no CUDA backend (built without nvcc)");
+    return device;
+  }
+  if (device != "auto")
+    throw std::runtime_error("--device must be auto, cpu or cuda, not '" + device + "'");
+  return cuda_available() ? "cuda" : "cpu";
+}
+
+// KV bytes of one block on the CPU backend (fp32 K and V, every layer).
+int64_t cpu_block_bytes(const model_config& c, int32_t block_size) {
+  return int64_t(2) * 4 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * block_size;
+}
+
+backend_factory make_backend_factory(const serve_config& cfg, const fs::path& model_dir, const std::string& device) {
+  if (cfg.tensor_parallel_size != 1)
+    throw std::runtime_error("--tensor-parallel-size " + std::to_string(cfg.tensor_parallel_size) +
+                             ": only 1 is supported by this build's serve command");
+  if (device == "cpu") {
+    if (!cfg.quantization.empty() && cfg.quantization != "none")
+      throw std::runtime_error("--quantization " + cfg.quantization + " needs --device cuda; the CPU backend runs fp32");
+    const model_config mc = load_model_config(model_dir);
+    cpu_backend_options o;
+    o.block_size = cfg.block_size;
+    o.max_kv_tokens = cfg.kv_cache_tokens;
+    o.num_threads = cfg.cpu_threads;
+    o.num_host_blocks = int32_t(cfg.swap_space_gib * double(1ull << 30) / double(cpu_block_bytes(mc, cfg.block_size)));
+    return [model_dir, o] { return make_cpu_backend(model_dir, o); };
+  }
+#ifdef ACTORSERVE_HAS_CUDA
+  cuda_backend_options o;
+  o.dtype = cfg.dtype;
+  o.gpu_memory_utilization = cfg.gpu_memory_utilization;
+  o.block_size = cfg.block_size;
+  o.max_num_seqs = cfg.engine.max_num_seqs;
+  o.max_num_batched_tokens = cfg.engine.max_num_batched_tokens;
+  o.max_model_len = cfg.engine.max_model_len;
+  if (!cfg.quantization.empty() && cfg.quantization != "none")
+    throw std::runtime_error("--quantization " + cfg.quantization + " is not supported by the CUDA backend yet");
+  return [model_dir, o] { return make_cuda_backend(model_dir, o); };
+#else
+  throw std::runtime_error("no CUDA backend in this build");
+#endif
+}
+
+void log_config(const serve_config& c, const fs::path& model_dir, const std::string& device, size_t http_threads) {
+  spdlog::info("actorserve serve: model {} (served as {}), device {}, dtype {}, quantization {}", model_dir.string(),
+               fmt::join(c.served_model_names, ", "), device, c.dtype, c.quantization.empty() ? "none" : c.quantization);
+  spdlog::info("engine: max_model_len {}, max_num_seqs {}, max_num_batched_tokens {}, max_waiting_requests {}, "
+               "block_size {}, prefix caching {}, preemption {}, kv_cache_tokens {}, gpu_memory_utilization {}",
+               c.engine.max_model_len == 0 ? std::string("auto") : std::to_string(c.engine.max_model_len),
+               c.engine.max_num_seqs, c.engine.max_num_batched_tokens, c.engine.max_waiting_requests, c.block_size,
+               c.engine.enable_prefix_caching ? "on" : "off",
+               c.engine.preemption == preemption_mode::swap ? "swap" : "recompute",
+               c.kv_cache_tokens == 0 ? std::string("auto") : std::to_string(c.kv_cache_tokens),
+               c.gpu_memory_utilization);
+  spdlog::info("http: {}:{}, api key {}, http threads up to {}, max request {} bytes, read/write timeout {}/{} s, "
+               "shutdown timeout {} s, generation config {}",
+               c.host, c.port, c.api_key.empty() ? "off" : "on", http_threads, c.max_request_bytes, c.read_timeout_s,
+               c.write_timeout_s, c.shutdown_timeout_s, c.generation_config);
+}
+
+// Waits for SIGINT or SIGTERM (blocked in every thread, so only this wait sees them), up to
+// `timeout`; returns the signal or 0.
+int wait_signal(const sigset_t& set, std::chrono::milliseconds timeout) {
+  timespec ts{time_t(timeout.count() / 1000), long((timeout.count() % 1000) * 1000000)};
+  const int sig = sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+} // namespace
+
+int run_server(serve_config cfg) {
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  // Block the stop signals before any thread starts, so every thread inherits the mask and
+  // they are received only by wait_signal; a client that disconnects must not kill us either.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const fs::path model_dir = cfg.model.empty() ? default_model_dir() : fs::path(cfg.model);
+  if (!fs::is_regular_file(model_dir / "config.json"))
+    throw std::runtime_error("--model " + model_dir.string() + ": no config.json there (a Hugging Face model folder)");
+  if (cfg.served_model_names.empty())
+    cfg.served_model_names.push_back(cfg.model.empty() ? "demo" : fs::weakly_canonical(model_dir).filename().string());
+  const std::string device = resolve_device(cfg.device);
+  // A connection thread per admitted stream (running + waiting), and room for probes, scrapes
+  // and requests that are about to be refused with 429.
+  const size_t http_threads = cfg.max_http_threads
+                                  ? cfg.max_http_threads
+                                  : size_t(cfg.engine.max_num_seqs) + size_t(cfg.engine.max_waiting_requests) + 64;
+  log_config(cfg, model_dir, device, http_threads);
+
+  server_metrics metrics(cfg.served_model_names.front());
+  server_options so;
+  so.host = cfg.host;
+  so.port = cfg.port;
+  so.served_model_names = cfg.served_model_names;
+  so.model_root = model_dir.string();
+  so.api_key = cfg.api_key;
+  so.max_body_bytes = cfg.max_request_bytes;
+  so.read_timeout = std::chrono::seconds(cfg.read_timeout_s);
+  so.write_timeout = std::chrono::seconds(cfg.write_timeout_s);
+  so.max_threads = http_threads;
+  so.access_log = cfg.access_log;
+  so.max_logprobs = cfg.max_logprobs;
+  http_server server(so, metrics);
+  const int port = server.bind();
+  std::thread http_thread([&] { server.serve(); });
+  spdlog::info("listening on http://{}:{} (loading the model; /ready is 503 until done)", cfg.host, port);
+  if (!cfg.port_file.empty()) {
+    std::ofstream(cfg.port_file + ".tmp") << port << "\n";
+    fs::rename(cfg.port_file + ".tmp", cfg.port_file);
+  }
+
+  std::unique_ptr<text_frontend> frontend;
+  std::unique_ptr<engine> eng;
+  try {
+    const auto t0 = std::chrono::steady_clock::now();
+    frontend = load_text_frontend(model_dir, cfg.generation_config == "auto");
+    eng = engine::start(cfg.engine, make_backend_factory(cfg, model_dir, device), frontend->engine_detokenizer());
+    server.attach(*eng, *frontend);
+    spdlog::info("ready: {} on {} in {:.1f} s, max_model_len {}, {} KV blocks of {} tokens", model_dir.string(), device,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), eng->max_model_len(),
+                 eng->kv_shape().num_blocks, eng->kv_shape().block_size);
+  } catch (...) {
+    server.stop();
+    http_thread.join();
+    throw;
+  }
+
+  int sig = 0;
+  while ((sig = wait_signal(stop_signals, 1000ms)) == 0) {
+  }
+  spdlog::info("{} received: draining ({} in flight, up to {} s; a second signal stops at once)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", server.in_flight(), cfg.shutdown_timeout_s);
+  server.begin_drain();
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(int64_t(cfg.shutdown_timeout_s * 1000));
+  bool forced = false;
+  while (server.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    if (wait_signal(stop_signals, 50ms)) {
+      forced = true;
+      break;
+    }
+  }
+  if (server.in_flight() > 0) {
+    spdlog::warn("{}: aborting {} requests still in flight", forced ? "second signal" : "shutdown timeout",
+                 server.in_flight());
+    eng->stop(); // their streams get a final abort event and end
+    const auto grace = std::chrono::steady_clock::now() + 2s;
+    while (server.in_flight() > 0 && std::chrono::steady_clock::now() < grace)
+      std::this_thread::sleep_for(10ms);
+  }
+  server.stop();
+  http_thread.join();
+  eng.reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+} // namespace actorserve::gateway

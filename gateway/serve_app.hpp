@@ -1,0 +1,51 @@
+#pragma once
+// `actorserve serve`: the process around the HTTP server. Binds first (so /health answers while
+// the model loads), loads the tokenizer and starts the engine, then serves until SIGTERM or
+// SIGINT: /ready turns false, new requests get 503, in-flight ones finish for up to
+// --shutdown-timeout seconds, the rest are aborted, and the process exits 0. A second signal
+// ends the drain at once.
+
+#include "actors/engine.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace actorserve::gateway {
+
+struct serve_config {
+  // where and what
+  std::string model;                         // model folder; empty: the bundled demo model
+  std::vector<std::string> served_model_names; // default: the folder's name
+  std::string host = "0.0.0.0";
+  int port = 8000;
+  std::string api_key;
+  // backend
+  std::string device = "auto";               // auto, cpu, cuda
+  std::string dtype = "auto";
+  std::string quantization;                  // empty: none
+  int tensor_parallel_size = 1;
+  double gpu_memory_utilization = 0.90;
+  int32_t block_size = 16;
+  int64_t kv_cache_tokens = 0;               // CPU: KV capacity in tokens (0: the backend's default)
+  double swap_space_gib = 0;                 // host blocks for --preemption-mode swap
+  int32_t cpu_threads = 0;
+  // engine
+  engine_config engine;
+  std::string generation_config = "auto";    // auto: defaults from generation_config.json; vllm: none
+  int32_t max_logprobs = 20;
+  // HTTP
+  double shutdown_timeout_s = 30;
+  size_t max_request_bytes = 16u << 20;
+  size_t max_http_threads = 0;               // 0: sized from max_num_seqs + max_waiting_requests
+  int read_timeout_s = 30;
+  int write_timeout_s = 30;
+  bool access_log = true;
+  std::string log_level = "info";
+  std::string port_file;                     // write the bound port here once listening (tests)
+};
+
+/// Runs the server until it is told to stop; returns the exit status.
+int run_server(serve_config config);
+
+} // namespace actorserve::gateway

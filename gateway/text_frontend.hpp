@@ -1,0 +1,48 @@
+#pragma once
+// What the gateway needs from the model's text side: the chat template, the tokenizer, and a
+// token's text for logprobs. The HTTP layer is written against this interface; the real one
+// (tokenizer.json + the template in tokenizer_config.json) is made by `load_text_frontend`.
+
+#include "gateway/openai_request.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace actorserve {
+class detokenizer;
+}
+
+namespace actorserve::gateway {
+
+class text_frontend {
+public:
+  virtual ~text_frontend() = default;
+  /// Token ids of `text`; `add_special_tokens` adds the model's BOS as the tokenizer config says.
+  virtual std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const = 0;
+  virtual std::string decode(std::span<const int32_t> token_ids, bool skip_special_tokens) const = 0;
+  /// The text of one token on its own (logprobs "token" fields).
+  virtual std::string token_text(int32_t token) const = 0;
+  /// The chat template applied to the request's messages (and tools); throws api_error (400)
+  /// when the template rejects them.
+  virtual std::string apply_chat_template(const chat_request& request) const = 0;
+  /// Whether encoding the rendered chat prompt must add special tokens (false when the
+  /// template writes BOS itself).
+  virtual bool chat_adds_special_tokens() const = 0;
+  virtual int64_t vocab_size() const = 0;
+  /// The model's generation_config.json defaults (temperature, top_p, ...), else the API's.
+  virtual sampling_params default_sampling() const = 0;
+  /// The engine's detokenizer, backed by the same tokenizer.
+  virtual std::shared_ptr<const detokenizer> engine_detokenizer() const = 0;
+};
+
+/// Loads tokenizer.json, tokenizer_config.json (chat template, specials) and, when
+/// `use_generation_config`, the sampling defaults of generation_config.json from a model
+/// folder. Throws model_error when unusable.
+std::unique_ptr<text_frontend> load_text_frontend(const std::filesystem::path& model_dir,
+                                                  bool use_generation_config = true);
+
+} // namespace actorserve::gateway
