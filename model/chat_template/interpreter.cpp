@@ -463,7 +463,7 @@ value interpreter::get_item(const value& object, const value& key) {
       if (i >= 0 && i < n)
         return object.items()[static_cast<std::size_t>(i)];
     }
-    return value::undefined(object_description(object) + " has no element " + to_repr(key));
+    return value::undefined(object_type_text(object) + " has no element " + to_repr(key));
   }
   if (object.is_dict() && !key.is_list() && !key.is_dict()) {
     if (const value* v = object.dict().find(key))
@@ -471,7 +471,7 @@ value interpreter::get_item(const value& object, const value& key) {
   }
   if (key.is_string())
     return get_attribute(object, key.text());
-  return value::undefined(object_description(object) + " has no element " + to_repr(key));
+  return value::undefined(object_type_text(object) + " has no element " + to_repr(key));
 }
 
 value interpreter::call(const value& callee, call_arguments& args) {
@@ -534,7 +534,7 @@ value interpreter::eval_slice(const value& object, const expr& slice, const std:
   if (step == 0)
     throw_type_error("slice step cannot be zero");
   if (!object.is_sequence() && !object.is_string())
-    return value::undefined(object_description(object) + " has no element slice");
+    return value::undefined(object_type_text(object) + " has no element slice");
   std::vector<std::size_t> offsets;
   std::int64_t n;
   if (object.is_string()) {

@@ -581,28 +581,6 @@ value m_list_copy(interpreter& in, const value& self, call_arguments& args) {
   in.charge(self.items().size());
   return value::make_list(self.items());
 }
-// The sandbox lets pop and clear through (jinja2 lists only append, extend, insert, remove,
-// reverse and sort as mutating), so templates may use them.
-value m_list_pop(interpreter&, const value& self, call_arguments& args) {
-  auto a = bind_arguments("pop", args, {{"index", value(-1)}});
-  auto& items = self.items();
-  if (items.empty())
-    throw_type_error("pop from empty list");
-  std::int64_t i = to_index(a[0], "index"), n = static_cast<std::int64_t>(items.size());
-  if (i < 0)
-    i += n;
-  if (i < 0 || i >= n)
-    throw_type_error("pop index out of range");
-  value out = items[static_cast<std::size_t>(i)];
-  items.erase(items.begin() + i);
-  return out;
-}
-value m_list_clear(interpreter&, const value& self, call_arguments& args) {
-  bind_arguments("clear", args, {});
-  self.items().clear();
-  return value::none();
-}
-
 struct method_table {
   std::unordered_map<std::string, method_fn> methods;
   std::vector<std::string> unsafe; // exist in Python, blocked by the sandbox
@@ -633,8 +611,8 @@ const method_table& dict_methods() {
 
 const method_table& list_methods() {
   static const method_table table{
-      {{"index", m_list_index}, {"count", m_list_count}, {"copy", m_list_copy}, {"pop", m_list_pop}, {"clear", m_list_clear}},
-      {"append", "extend", "insert", "remove", "reverse", "sort"}};
+      {{"index", m_list_index}, {"count", m_list_count}, {"copy", m_list_copy}},
+      {"append", "clear", "extend", "insert", "pop", "remove", "reverse", "sort"}};
   return table;
 }
 
@@ -820,7 +798,7 @@ bool find_method(const value& receiver, const std::string& name, value& method) 
     return true;
   }
   if (std::find(table->unsafe.begin(), table->unsafe.end(), name) != table->unsafe.end()) {
-    method = value::undefined("access to attribute '" + name + "' of '" + type_name(receiver) + "' object is unsafe.");
+    method = value::unsafe("access to attribute '" + name + "' of '" + type_name(receiver) + "' object is unsafe.");
     return true;
   }
   return false;

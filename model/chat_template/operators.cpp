@@ -190,7 +190,7 @@ value binary_operation(interpreter& in, binary_op op, const value& l, const valu
     if (integers) {
       std::int64_t a = int_of(l), b = int_of(r);
       if (b == 0)
-        throw_type_error("integer division or modulo by zero");
+        throw_type_error("integer modulo by zero");
       if (b == -1)
         return value(std::int64_t{0});
       std::int64_t m = a % b;
@@ -419,7 +419,11 @@ std::string percent_format(interpreter& in, const std::string& format, const val
       if (!v.is_number())
         throw_type_error(std::string("%") + conversion + " format: a real number is required, not " + type_name(v));
       auto n = v.is_float() ? static_cast<long long>(std::trunc(v.as_float())) : static_cast<long long>(int_of(v));
-      std::snprintf(buf, sizeof buf, ("%" + flags + "*.*lld").c_str(), width, precision < 0 ? 1 : precision, n);
+      // C ignores the 0 flag when a precision is given; pass one only when the format has it.
+      if (precision < 0)
+        std::snprintf(buf, sizeof buf, ("%" + flags + "*lld").c_str(), width, n);
+      else
+        std::snprintf(buf, sizeof buf, ("%" + flags + "*.*lld").c_str(), width, precision, n);
       piece = buf;
       break;
     }
@@ -429,11 +433,13 @@ std::string percent_format(interpreter& in, const std::string& format, const val
       if (!is_integral(v))
         throw_type_error(std::string("%") + conversion + " format: an integer is required, not " + type_name(v));
       long long n = int_of(v);
-      std::string fmt = "%" + flags + "*.*ll" + conversion;
       // C prints negatives as two's complement; Python prints a sign and the magnitude.
-      std::snprintf(buf, sizeof buf, fmt.c_str(), width, precision < 0 ? 1 : precision,
-                    static_cast<unsigned long long>(n < 0 ? -n : n));
-      piece = n < 0 ? "-" + std::string(buf) : std::string(buf);
+      auto magnitude = n < 0 ? 0ULL - static_cast<unsigned long long>(n) : static_cast<unsigned long long>(n);
+      if (precision < 0)
+        std::snprintf(buf, sizeof buf, ("%" + flags + "ll" + conversion).c_str(), magnitude);
+      else
+        std::snprintf(buf, sizeof buf, ("%" + flags + ".*ll" + conversion).c_str(), precision, magnitude);
+      piece = pad(n < 0 ? std::string("-").append(buf) : std::string(buf), width, left, zero && precision < 0 ? '0' : ' ');
       break;
     }
     case 'f':

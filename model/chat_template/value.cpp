@@ -14,7 +14,8 @@ void throw_type_error(std::string message) {
 }
 
 void throw_undefined_error(const value& v) {
-  throw template_error(template_error_kind::undefined, v.text().empty() ? "value is undefined" : v.text());
+  throw template_error(v.is_unsafe() ? template_error_kind::security : template_error_kind::undefined,
+                       v.text().empty() ? "value is undefined" : v.text());
 }
 
 value object_value::call(interpreter&, call_arguments&) {
@@ -30,6 +31,12 @@ value value::none() {
 value value::undefined(std::string hint) {
   value v;
   v.text_ = std::move(hint);
+  return v;
+}
+
+value value::unsafe(std::string hint) {
+  value v = undefined(std::move(hint));
+  v.scalar_.b = true;
   return v;
 }
 
@@ -207,11 +214,9 @@ std::string type_name(const value& v) {
   return "object";
 }
 
-std::string object_description(const value& v) {
-  if (v.is_none())
-    return "None";
-  return "'" + type_name(v) + " object'";
-}
+std::string object_type_text(const value& v) { return v.is_none() ? "None" : type_name(v) + " object"; }
+
+std::string object_description(const value& v) { return "'" + object_type_text(v) + "'"; }
 
 std::string format_float(double f) {
   if (std::isnan(f))

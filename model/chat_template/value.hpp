@@ -91,6 +91,9 @@ public:
   /// `hint` is the message used if the value is later used in a way that fails, as jinja2's
   /// "'foo' is undefined" or "'dict object' has no attribute 'bar'".
   static value undefined(std::string hint = {});
+  /// An attribute the sandbox forbids (list.append, dict.update ...): undefined, and any use
+  /// of it is a security error, as in jinja2's sandbox.
+  static value unsafe(std::string hint);
   static value make_list(value_list items = {});
   static value make_tuple(value_list items);
   static value make_dict(std::shared_ptr<value_dict> dict = nullptr);
@@ -101,6 +104,7 @@ public:
 
   value_kind kind() const { return kind_; }
   bool is_undefined() const { return kind_ == value_kind::undefined; }
+  bool is_unsafe() const { return kind_ == value_kind::undefined && scalar_.b; }
   bool is_none() const { return kind_ == value_kind::none; }
   bool is_bool() const { return kind_ == value_kind::boolean; }
   bool is_int() const { return kind_ == value_kind::integer; }
@@ -176,7 +180,9 @@ inline constexpr int max_value_depth = 512;
 bool truthy(const value& v);
 /// Python's type name: "str", "int", "NoneType", "dict", "Undefined" ...
 std::string type_name(const value& v);
-/// jinja2's description of an object in undefined-attribute messages: "'dict object'", "None".
+/// jinja2's description of an object in undefined messages: "dict object", "None".
+std::string object_type_text(const value& v);
+/// The same, quoted as jinja2 quotes it in "... has no attribute" messages: "'dict object'".
 std::string object_description(const value& v);
 /// str(v) as jinja2 prints it ({{ v }}): undefined -> "", None -> "None", lists as repr.
 std::string to_str(const value& v);
