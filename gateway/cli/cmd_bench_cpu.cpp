@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <thread>
+#include <time.h>
 
 namespace actorserve::cli {
 namespace {
@@ -28,6 +30,23 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// CPU seconds used by all threads of the process: on a machine shared with other work, tokens
+// per CPU second says what the code does, tokens per wall second what the machine gave it.
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
+}
+
+struct rate {
+  double per_wall_s = 0.0;
+  double per_cpu_s = 0.0;
+};
+
+rate measure(int64_t tokens, std::chrono::steady_clock::time_point wall0, double cpu0) {
+  return {double(tokens) / seconds_since(wall0), double(tokens) / (process_cpu_seconds() - cpu0)};
+}
+
 int run_bench(const bench_args& a) {
   const int32_t block_size = 16;
   const int32_t blocks_per_seq = (a.prompt_len + a.decode_tokens + block_size - 1) / block_size;
@@ -39,6 +58,7 @@ int run_bench(const bench_args& a) {
   auto b = make_cpu_backend(a.model_dir, o);
   const double load_s = seconds_since(t_load);
   const model_config& c = b->config();
+  const int32_t threads = a.threads > 0 ? a.threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
 
   sequence_sampling_state greedy;
   greedy.params.temperature = 0.0f;
@@ -60,6 +80,7 @@ int run_bench(const bench_args& a) {
   for (int32_t i = 0; i < a.prompt_len; ++i)
     prompt.push_back(random_token());
   auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = process_cpu_seconds();
   for (int32_t done = 0; done < a.prompt_len;) {
     step_batch step;
     step_sequence s;
@@ -73,7 +94,7 @@ int run_bench(const bench_args& a) {
                out);
     done += s.num_new_tokens;
   }
-  const double prefill_s = seconds_since(t0);
+  const rate prefill = measure(a.prompt_len, t0, cpu0);
 
   // The other sequences share the prompt: copy its blocks instead of prefilling again.
   std::vector<block_copy> copies;
@@ -89,6 +110,7 @@ int run_bench(const bench_args& a) {
       t = random_token();
     const std::vector<const sequence_sampling_state*> sampling(size_t(count), &greedy);
     auto t1 = std::chrono::steady_clock::now();
+    const double cpu1 = process_cpu_seconds();
     for (int32_t i = 0; i < a.decode_tokens; ++i) {
       step_batch step;
       for (int32_t k = 0; k < count; ++k) {
@@ -104,10 +126,10 @@ int run_bench(const bench_args& a) {
       for (int32_t k = 0; k < count; ++k)
         next[size_t(k)] = out[size_t(k)].token;
     }
-    return double(count) * a.decode_tokens / seconds_since(t1);
+    return measure(int64_t(count) * a.decode_tokens, t1, cpu1);
   };
-  const double decode1 = decode(1, 1);
-  const double decode_b = a.batch > 1 ? decode(1, a.batch) : decode1;
+  const rate decode1 = decode(1, 1);
+  const rate decode_b = a.batch > 1 ? decode(1, a.batch) : decode1;
 
   const int64_t params = c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2) +
                          c.num_hidden_layers * (c.hidden_size * (c.q_size() + 2 * c.kv_size()) +
@@ -116,14 +138,24 @@ int run_bench(const bench_args& a) {
               a.model_dir.c_str(), std::string(arch_name(c.arch)).c_str(), (long long)c.hidden_size,
               (long long)c.num_hidden_layers, (long long)c.num_attention_heads, (long long)c.num_key_value_heads,
               (long long)c.intermediate_size, (long long)c.vocab_size, double(params) / 1e6);
-  std::printf("load %.2f s | prefill %d tokens (chunks of %d): %.1f tokens/s | decode batch 1: %.1f tokens/s | "
-              "decode batch %d: %.1f tokens/s (context %d..%d)\n",
-              load_s, a.prompt_len, a.chunk_size, a.prompt_len / prefill_s, decode1, a.batch, decode_b, a.prompt_len,
+  std::printf("load %.2f s, %d threads; tokens/s (tokens per CPU-second in parentheses):\n"
+              "  prefill %d tokens (chunks of %d): %.1f (%.1f)\n  decode batch 1: %.1f (%.1f)\n"
+              "  decode batch %d: %.1f (%.1f)   [decode context %d..%d]\n",
+              load_s, threads, a.prompt_len, a.chunk_size, prefill.per_wall_s, prefill.per_cpu_s, decode1.per_wall_s,
+              decode1.per_cpu_s, a.batch, decode_b.per_wall_s, decode_b.per_cpu_s, a.prompt_len,
               a.prompt_len + a.decode_tokens);
-  nlohmann::json j{{"model", a.model_dir},     {"params", params},          {"load_s", load_s},
-                   {"prompt_len", a.prompt_len}, {"prefill_tokens_per_s", a.prompt_len / prefill_s},
-                   {"decode_batch1_tokens_per_s", decode1}, {"batch", a.batch},
-                   {"decode_batch_tokens_per_s", decode_b}};
+  nlohmann::json j{{"model", a.model_dir},
+                   {"params", params},
+                   {"threads", threads},
+                   {"load_s", load_s},
+                   {"prompt_len", a.prompt_len},
+                   {"prefill_tokens_per_s", prefill.per_wall_s},
+                   {"prefill_tokens_per_cpu_s", prefill.per_cpu_s},
+                   {"decode_batch1_tokens_per_s", decode1.per_wall_s},
+                   {"decode_batch1_tokens_per_cpu_s", decode1.per_cpu_s},
+                   {"batch", a.batch},
+                   {"decode_batch_tokens_per_s", decode_b.per_wall_s},
+                   {"decode_batch_tokens_per_cpu_s", decode_b.per_cpu_s}};
   std::cout << j.dump() << "\n";
   return 0;
 }
