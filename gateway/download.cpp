@@ -128,11 +128,24 @@ bool is_hex(const std::string& s, size_t length) {
 class downloader {
 public:
   explicit downloader(const download_options& o)
-      : o_(o), endpoint_(parse_endpoint(o.endpoint)), http_(endpoint_, o.token, o.read_timeout) {}
+      : o_(o), local_root_(local_mirror_root(o.endpoint)),
+        endpoint_(local_root_.empty() ? parse_endpoint(o.endpoint) : url{"http", "localhost", 80, ""}),
+        http_(endpoint_, o.token, o.read_timeout) {}
 
   download_result run();
 
 private:
+  // file:///path: a mirror on a local or shared file system, laid out as PATH/ORG/NAME/FILE.
+  static fs::path local_mirror_root(const std::string& endpoint) {
+    constexpr std::string_view scheme = "file://";
+    if (endpoint.compare(0, scheme.size(), scheme) != 0)
+      return {};
+    fs::path root = endpoint.substr(scheme.size());
+    if (!root.is_absolute())
+      throw download_error("HF_ENDPOINT " + endpoint + ": a file:// endpoint needs an absolute path (file:///...)");
+    return root;
+  }
+
   static url parse_endpoint(const std::string& text) {
     try {
       auto u = parse_url(text);
@@ -166,6 +179,9 @@ private:
 
   bool marker_matches(bool rehash);
   std::vector<hub_file> list_files(std::string& commit);
+  std::vector<hub_file> list_hub_files(std::string& commit);
+  std::vector<hub_file> list_local_files(std::string& commit);
+  bool copy_attempt(const hub_file& f, const fs::path& part, std::string& failure);
   void fill_metadata_from_head(const std::string& commit, hub_file& f);
   void check_space(int64_t needed);
   void fetch(const std::string& commit, const hub_file& f);
@@ -173,6 +189,7 @@ private:
   void fetch_all(const std::string& commit, const std::vector<hub_file>& files);
 
   download_options o_;
+  fs::path local_root_; // set for a file:// endpoint
   url endpoint_;
   http_session http_;
   std::mutex log_mutex_;
@@ -199,7 +216,65 @@ bool downloader::marker_matches(bool rehash) {
   return true;
 }
 
+std::vector<hub_file> downloader::list_local_files(std::string& commit) {
+  if (o_.revision != "main")
+    throw download_error("the file:// mirror " + local_root_.string() + " holds one revision: use --revision main");
+  auto source = local_root_ / o_.repo;
+  std::error_code ec;
+  if (!fs::is_directory(source, ec))
+    throw download_error(o_.repo + " was not found in the mirror " + local_root_.string() + " (no folder " +
+                         source.string() + ")");
+  std::vector<hub_file> files;
+  for (const auto& entry : fs::directory_iterator(source)) {
+    auto name = entry.path().filename().string();
+    if (!entry.is_regular_file() || !is_serving_file(name)) // is_regular_file follows symlinks
+      continue;
+    files.push_back({name, static_cast<int64_t>(entry.file_size()), file_sha256(entry.path()), ""});
+  }
+  std::sort(files.begin(), files.end(), [](const hub_file& a, const hub_file& b) { return a.name < b.name; });
+  // The mirror has no commits: name the content instead, so a changed mirror is a new revision.
+  std::string summary;
+  for (const auto& f : files)
+    summary += f.name + ":" + f.sha256 + "\n";
+  commit = git_blob_sha1(summary);
+  return files;
+}
+
+bool downloader::copy_attempt(const hub_file& f, const fs::path& part, std::string& failure) {
+  std::ifstream in(local_root_ / o_.repo / f.name, std::ios::binary);
+  std::ofstream out(part, std::ios::binary | std::ios::trunc);
+  if (!in || !out) {
+    failure = "cannot copy from the mirror";
+    return false;
+  }
+  std::vector<char> buffer(size_t{1} << 20);
+  while (in && !stop_) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    out.write(buffer.data(), in.gcount());
+    bytes_fetched_ += in.gcount();
+  }
+  out.flush();
+  if (in.bad() || !out) {
+    failure = "read or write error while copying";
+    return false;
+  }
+  out.close();
+  fsync_path(part, false);
+  return !stop_;
+}
+
 std::vector<hub_file> downloader::list_files(std::string& commit) {
+  auto files = local_root_.empty() ? list_hub_files(commit) : list_local_files(commit);
+  auto has = [&](auto pred) { return std::any_of(files.begin(), files.end(), pred); };
+  if (!has([](const hub_file& f) { return f.name == "config.json"; }))
+    throw download_error(o_.repo + "@" + o_.revision + " has no config.json: not a model repo");
+  if (!has([](const hub_file& f) { return ends_with(f.name, ".safetensors"); }))
+    throw download_error(o_.repo + "@" + o_.revision +
+                         " has no .safetensors weights (only .bin/.pth?): serving reads safetensors only");
+  return files;
+}
+
+std::vector<hub_file> downloader::list_hub_files(std::string& commit) {
   // As huggingface_hub's model_info(files_metadata=True): blobs=true adds size and lfs.sha256.
   auto info_url = endpoint_path("/api/models/" + o_.repo + "/revision/" + percent_encode(o_.revision, false));
   info_url.target += "?blobs=true";
@@ -248,12 +323,6 @@ std::vector<hub_file> downloader::list_files(std::string& commit) {
       fill_metadata_from_head(commit, f);
     files.push_back(std::move(f));
   }
-  auto has = [&](auto pred) { return std::any_of(files.begin(), files.end(), pred); };
-  if (!has([](const hub_file& f) { return f.name == "config.json"; }))
-    throw download_error(o_.repo + "@" + o_.revision + " has no config.json: not a model repo");
-  if (!has([](const hub_file& f) { return ends_with(f.name, ".safetensors"); }))
-    throw download_error(o_.repo + "@" + o_.revision +
-                         " has no .safetensors weights (only .bin/.pth?): serving reads safetensors only");
   return files;
 }
 
@@ -394,7 +463,8 @@ void downloader::fetch(const std::string& commit, const hub_file& f) {
   for (int attempt = 1; attempt <= o_.max_attempts && !stop_; ++attempt) {
     std::string failure;
     auto started = std::chrono::steady_clock::now();
-    if (fetch_attempt(commit, f, part, failure)) {
+    bool whole = local_root_.empty() ? fetch_attempt(commit, f, part, failure) : copy_attempt(f, part, failure);
+    if (whole) {
       if (verify_file(part, f)) {
         auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         log("fetched " + f.name + " (" + human_bytes(f.size) + ", " +

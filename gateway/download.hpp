@@ -42,7 +42,9 @@ struct hub_file {
 bool is_serving_file(std::string_view name);
 
 struct download_options {
-  std::string endpoint = "https://huggingface.co"; // HF_ENDPOINT
+  // HF_ENDPOINT; file:///PATH reads a mirror laid out as PATH/ORG/NAME/FILE (one revision,
+  // verified against the sha256 of its own files).
+  std::string endpoint = "https://huggingface.co";
   std::string repo;                                // ORG/NAME
   std::string revision = "main";                   // branch, tag or commit
   std::filesystem::path dir;

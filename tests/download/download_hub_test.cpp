@@ -400,3 +400,32 @@ TEST_CASE("actorserve download: HF_ENDPOINT, HF_TOKEN, exit status") {
   CHECK(run("HF_ENDPOINT=" + hub.endpoint() + " HF_TOKEN=hf_cli") == 0);
   CHECK_THAT(read_file(dir.path() / "err"), Catch::Contains("already complete"));
 }
+
+TEST_CASE("a file:// mirror (the cpu-demo image's bundled model) fills the cache the same way") {
+  testing::temp_dir root;
+  auto source = root.path() / "mirror/actorserve/demo";
+  fs::create_directories(source);
+  for (const auto& name : {"config.json", "tokenizer.json", "model.safetensors", "README.md"})
+    fs::copy_file(actorserve::testing::source_dir() / "models/demo" / name, source / name);
+  download_options o;
+  o.endpoint = "file://" + (root.path() / "mirror").string();
+  o.repo = "actorserve/demo";
+  o.dir = root.path() / "cache";
+  o.log = [](const std::string&) {};
+  auto first = download_model(o);
+  CHECK_FALSE(first.already_complete);
+  CHECK(first.files.size() == 3);
+  CHECK(read_file(o.dir / "model.safetensors") == read_file(source / "model.safetensors"));
+  CHECK_FALSE(fs::exists(o.dir / "README.md"));
+  CHECK(load_model_config(o.dir).vocab_size == 4096);
+  CHECK(download_model(o).already_complete);
+
+  // A changed mirror is a new revision only when asked for; a missing repo is named.
+  o.repo = "actorserve/none";
+  CHECK_THROWS_WITH(download_model(o), Catch::Contains("was not found in the mirror"));
+  o.repo = "actorserve/demo";
+  o.revision = "v2";
+  CHECK_THROWS_WITH(download_model(o), Catch::Contains("use --revision main"));
+  o.endpoint = "file://relative/path";
+  CHECK_THROWS_WITH(download_model(o), Catch::Contains("absolute path"));
+}
