@@ -97,8 +97,10 @@ cuda_backend::impl::impl(const std::filesystem::path& model_dir, const cuda_back
   if (o.cuda_graphs)
     capture_graphs();
   stats.total_seconds = seconds_since(start);
-  spdlog::info("cuda: ready in {:.2f} s ({} KV blocks of {} tokens, {} graphs captured in {:.2f} s)",
-               stats.total_seconds, num_blocks, block_size, stats.num_graphs, stats.graph_capture_seconds);
+  spdlog::info("cuda: ready in {:.2f} s ({} KV blocks of {} tokens, {} graphs captured in {:.2f} s, {} GEMM shapes "
+               "tuned)",
+               stats.total_seconds, num_blocks, block_size, stats.num_graphs, stats.graph_capture_seconds,
+               gemm->num_tuned());
 }
 
 cuda_backend::impl::~impl() {
@@ -141,8 +143,8 @@ void cuda_backend::impl::allocate_buffers() {
   logits_in = alloc(size_t(max_seqs) * size_t(hidden) * elem);
   logits = alloc(size_t(max_seqs) * size_t(config.vocab_size) * elem);
   sampler_work = static_cast<float*>(alloc(size_t(max_seqs) * size_t(config.vocab_size) * sizeof(float)));
-  // Split-K scratch for about four blocks per multiprocessor.
-  split_scratch_floats = int64_t(4) * sm_count * 16 * (config.head_dim + 2);
+  // Split-K scratch for up to eight blocks per multiprocessor of 16 rows.
+  split_scratch_floats = int64_t(8) * sm_count * 16 * (config.head_dim + 2);
   split_scratch = static_cast<float*>(alloc(size_t(split_scratch_floats) * sizeof(float)));
 
   token_ids.allocate(t);
@@ -224,7 +226,9 @@ void cuda_backend::impl::capture_graphs() {
     plan.num_splits = splits_for(batch, max_model_len);
     plan.num_logit_rows = batch;
     plan.gather_logit_rows = false;
-    run_forward(plan); // warm-up: kernel attributes and GEMM plans are set outside the capture
+    gemm->set_tuning(true); // decode shapes: time the GEMM candidates once, here
+    run_forward(plan);      // warm-up: kernel attributes and GEMM plans are set outside the capture
+    gemm->set_tuning(false);
     ACTORSERVE_CUDA_CHECK(cudaStreamSynchronize(stream));
     cudaGraph_t graph = nullptr;
     ACTORSERVE_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));

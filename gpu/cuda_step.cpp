@@ -65,8 +65,9 @@ int32_t cuda_backend::impl::splits_for(int32_t num_items, int32_t max_context) c
   const int64_t ctas = int64_t(num_items) * config.num_key_value_heads;
   if (ctas >= sm_count)
     return 1;
-  // About two blocks per multiprocessor; no split shorter than one 32-key tile.
-  int32_t splits = int32_t((2 * sm_count + ctas - 1) / ctas);
+  // About four blocks per multiprocessor (a decode block is small and latency-bound); no
+  // split shorter than one 32-key tile.
+  int32_t splits = int32_t((4 * sm_count + ctas - 1) / ctas);
   splits = std::min(splits, std::max(1, (max_context + 31) / 32));
   splits = std::clamp(splits, 1, 64);
   const int32_t group = int32_t(config.num_attention_heads / config.num_key_value_heads);

@@ -56,7 +56,8 @@ gemm_runner::~gemm_runner() {
     cublasLtDestroy(handle_);
 }
 
-gemm_runner::plan& gemm_runner::get_plan(int64_t m, int64_t n, int64_t k, dtype type, bool has_bias) {
+gemm_runner::plan& gemm_runner::get_plan(int64_t m, int64_t n, int64_t k, dtype type, bool has_bias, void* y,
+                                         const void* x, const void* w, const void* bias, cudaStream_t stream) {
   const key id{m, n, k, int(type), has_bias};
   auto it = plans_.find(id);
   if (it != plans_.end())
@@ -81,15 +82,50 @@ gemm_runner::plan& gemm_runner::get_plan(int64_t m, int64_t n, int64_t k, dtype 
   LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                                 sizeof(workspace_bytes_)));
-  cublasLtMatmulHeuristicResult_t result{};
+  const bool tune = tuning_ && m <= max_tuned_m_;
+  cublasLtMatmulHeuristicResult_t results[8] = {};
   int found = 0;
   const cublasStatus_t status =
-      cublasLtMatmulAlgoGetHeuristic(handle_, p->op, p->a, p->b, p->c, p->c, pref, 1, &result, &found);
+      cublasLtMatmulAlgoGetHeuristic(handle_, p->op, p->a, p->b, p->c, p->c, pref, tune ? 8 : 1, results, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (status != CUBLAS_STATUS_SUCCESS || found == 0)
     throw cuda_error("gemm: cuBLASLt has no algorithm for m=" + std::to_string(m) + " n=" + std::to_string(n) +
                      " k=" + std::to_string(k) + " " + std::string(dtype_name(type)));
-  p->algo = result.algo;
+  p->algo = results[0].algo;
+  if (tune && found > 1) {
+    // Time each candidate (3 runs after one warm-up) on the real buffers; keep the fastest.
+    if (has_bias)
+      LT_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    cudaEvent_t begin, end;
+    ACTORSERVE_CUDA_CHECK(cudaEventCreate(&begin));
+    ACTORSERVE_CUDA_CHECK(cudaEventCreate(&end));
+    const float alpha = 1.0f, beta = 0.0f;
+    float best_ms = 1e30f;
+    for (int i = 0; i < found; ++i) {
+      if (results[i].state != CUBLAS_STATUS_SUCCESS)
+        continue;
+      auto launch = [&] {
+        return cublasLtMatmul(handle_, p->op, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &results[i].algo,
+                              workspace_, workspace_bytes_, stream);
+      };
+      if (launch() != CUBLAS_STATUS_SUCCESS)
+        continue;
+      ACTORSERVE_CUDA_CHECK(cudaEventRecord(begin, stream));
+      for (int r = 0; r < 3; ++r)
+        LT_CHECK(launch());
+      ACTORSERVE_CUDA_CHECK(cudaEventRecord(end, stream));
+      ACTORSERVE_CUDA_CHECK(cudaEventSynchronize(end));
+      float ms = 0;
+      ACTORSERVE_CUDA_CHECK(cudaEventElapsedTime(&ms, begin, end));
+      if (ms < best_ms) {
+        best_ms = ms;
+        p->algo = results[i].algo;
+      }
+    }
+    cudaEventDestroy(begin);
+    cudaEventDestroy(end);
+    ++num_tuned_;
+  }
   auto& ref = *p;
   plans_.emplace(id, std::move(p));
   return ref;
@@ -99,7 +135,7 @@ void gemm_runner::run(void* y, const void* x, const void* w, const void* bias, i
                       dtype type, cudaStream_t stream) {
   if (m <= 0)
     return;
-  plan& p = get_plan(m, n, k, type, bias != nullptr);
+  plan& p = get_plan(m, n, k, type, bias != nullptr, y, x, w, bias, stream);
   if (bias)
     LT_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   const float alpha = 1.0f, beta = 0.0f;

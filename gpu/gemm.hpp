@@ -30,15 +30,29 @@ public:
   /// Shapes planned so far (for logs).
   size_t num_plans() const { return plans_.size(); }
 
+  /// While on, a newly planned shape with m <= max_tuned_m times up to 8 of the heuristic's
+  /// candidates on the call's own buffers and keeps the fastest (it synchronizes the stream,
+  /// so only outside graph capture: the backend turns it on for its warm-up runs).
+  void set_tuning(bool on, int64_t max_tuned_m = 32) {
+    tuning_ = on;
+    max_tuned_m_ = max_tuned_m;
+  }
+  /// Shapes whose algorithm was chosen by timing.
+  size_t num_tuned() const { return num_tuned_; }
+
 private:
   struct plan;
   using key = std::tuple<int64_t, int64_t, int64_t, int, bool>;
-  plan& get_plan(int64_t m, int64_t n, int64_t k, dtype type, bool has_bias);
+  plan& get_plan(int64_t m, int64_t n, int64_t k, dtype type, bool has_bias, void* y, const void* x, const void* w,
+                 const void* bias, cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   std::map<key, std::unique_ptr<plan>> plans_;
+  bool tuning_ = false;
+  int64_t max_tuned_m_ = 32;
+  size_t num_tuned_ = 0;
 };
 
 } // namespace actorserve::gpu

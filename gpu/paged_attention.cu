@@ -38,12 +38,24 @@ template <typename T, int D, int ROWS, int KEYS>
 struct tile_config {
   static constexpr int kChunk = 16 / int(sizeof(T)); // elements per 16-byte chunk
   static constexpr int kChunks = D / kChunk;         // chunks per head row
-  static constexpr int kRowStride = D + kChunk;      // K/V smem row, padded 16 bytes (bank spread)
-  // Scores S[ROWS][KEYS]: a thread owns kTR consecutive rows x kTK keys strided by kKGroups.
+  // Small tiles (decode: a few query rows) compute scores with the query rows in registers:
+  // kLanes consecutive threads share one key and split its head dim, then shuffle-reduce.
+  // Large tiles (prefill) use a register-blocked rows x keys tiling with q from shared memory.
+  static constexpr bool kSmall = ROWS <= 16;
+  static constexpr int kLanes = kThreads / KEYS;
+  static constexpr int kChunksPerLane = kSmall ? kChunks / kLanes : 1;
+  // K/V smem rows padded so that the threads of one 8-thread phase of a 16-byte load hit
+  // disjoint banks: small tiles read kLanes chunks of 8 / kLanes keys (row stride = 4 kLanes
+  // words mod 32); large tiles read one chunk of 8 different keys (16-byte pad).
+  static constexpr int kRowWords = D * int(sizeof(T)) / 4;
+  static constexpr int kPadWords = kSmall ? (((4 * kLanes - kRowWords) % 32) + 32) % 32 : 4;
+  static constexpr int kRowStride = D + kPadWords * 4 / int(sizeof(T));
+  // Scores S[ROWS][KEYS] of large tiles: a thread owns kTR consecutive rows x kTK keys strided
+  // by kKGroups.
   static constexpr int kRGroups = ROWS >= 32 ? 8 : (kThreads / KEYS < ROWS ? kThreads / KEYS : ROWS);
   static constexpr int kKGroups = kThreads / kRGroups;
   static constexpr int kTR = ROWS / kRGroups;
-  static constexpr int kTK = KEYS / kKGroups;
+  static constexpr int kTK = KEYS / kKGroups > 0 ? KEYS / kKGroups : 1;
   // Output O[ROWS][D]: a thread owns kTR2 consecutive rows x one 16-byte column chunk.
   static constexpr int kDGroups = kChunks;
   static constexpr int kR2Full = kThreads / kDGroups;
@@ -58,7 +70,11 @@ struct tile_config {
   static constexpr size_t kSmemBytes = kQBytes + 2 * kStageBytes + kPBytes + 3 * ROWS * sizeof(float);
 
   static_assert(D % kChunk == 0, "head_dim must be a multiple of the 16-byte chunk");
-  static_assert(kRGroups * kKGroups == kThreads && KEYS % kKGroups == 0 && ROWS % kRGroups == 0, "score tiling");
+  static_assert(kRowStride % kChunk == 0, "smem rows stay 16-byte aligned");
+  static_assert(!kSmall || (kLanes >= 1 && kLanes <= 32 && kChunks % kLanes == 0 && kLanes * KEYS == kThreads),
+                "small-tile score tiling");
+  static_assert(kSmall || (kRGroups * kKGroups == kThreads && KEYS % kKGroups == 0 && ROWS % kRGroups == 0),
+                "large-tile score tiling");
   static_assert(kThreads % kDGroups == 0 && ROWS % kR2Groups == 0, "output tiling");
   static_assert(kTPR >= 1 && kTPR <= 32 && ROWS * kTPR == kThreads, "softmax tiling");
 };
@@ -119,6 +135,20 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
     }
   }
 
+  // Small tiles: this thread's slice of every query row, in registers for the whole loop.
+  float q_reg[cfg::kSmall ? ROWS : 1][cfg::kSmall ? cfg::kChunksPerLane * kChunk : 1];
+  const int lane_key = threadIdx.x / cfg::kLanes, lane_part = threadIdx.x % cfg::kLanes;
+  if constexpr (cfg::kSmall) {
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < cfg::kChunksPerLane; ++i)
+#pragma unroll
+      for (int e = 0; e < kChunk; ++e)
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+          q_reg[r][i * kChunk + e] = q_s[((lane_part + cfg::kLanes * i) * kChunk + e) * ROWS + r];
+  }
+
   auto load_tile = [&](int tile, int stage) {
     T* k_dst = kv_s + size_t(stage) * 2 * KEYS * kRowStride;
     T* v_dst = k_dst + KEYS * kRowStride;
@@ -165,50 +195,80 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
     const T* k_tile = kv_s + size_t(stage) * 2 * KEYS * kRowStride;
     const T* v_tile = k_tile + KEYS * kRowStride;
 
-    // S = Q K^T for this thread's rows x keys.
-    float s[cfg::kTR][cfg::kTK];
+    if constexpr (cfg::kSmall) {
+      // S = Q K^T: kLanes threads per key, each over its chunks of the head dim.
+      float acc[ROWS];
 #pragma unroll
-    for (int r = 0; r < cfg::kTR; ++r)
+      for (int r = 0; r < ROWS; ++r)
+        acc[r] = 0.0f;
 #pragma unroll
-      for (int j = 0; j < cfg::kTK; ++j)
-        s[r][j] = 0.0f;
+      for (int i = 0; i < cfg::kChunksPerLane; ++i) {
+        float kv[kChunk];
+        load_chunk(k_tile + lane_key * kRowStride + (lane_part + cfg::kLanes * i) * kChunk, kv);
+#pragma unroll
+        for (int e = 0; e < kChunk; ++e)
+#pragma unroll
+          for (int r = 0; r < ROWS; ++r)
+            acc[r] = fmaf(q_reg[r][i * kChunk + e], kv[e], acc[r]);
+      }
+#pragma unroll
+      for (int offset = cfg::kLanes / 2; offset > 0; offset >>= 1)
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+          acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], offset);
+      const int kv_index = tile * KEYS + lane_key;
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r)
+        if (r % cfg::kLanes == lane_part) {
+          const bool valid = r < valid_rows && kv_index <= item.q_pos + r / group;
+          p_s[lane_key * ROWS + r] = valid ? acc[r] : -INFINITY;
+        }
+    } else {
+      // S = Q K^T for this thread's rows x keys.
+      float s[cfg::kTR][cfg::kTK];
+#pragma unroll
+      for (int r = 0; r < cfg::kTR; ++r)
+#pragma unroll
+        for (int j = 0; j < cfg::kTK; ++j)
+          s[r][j] = 0.0f;
 #pragma unroll 2
-    for (int c = 0; c < kChunks; ++c) {
-      float kvals[cfg::kTK][kChunk];
+      for (int c = 0; c < kChunks; ++c) {
+        float kvals[cfg::kTK][kChunk];
 #pragma unroll
-      for (int j = 0; j < cfg::kTK; ++j)
-        load_chunk(k_tile + (kg + j * cfg::kKGroups) * kRowStride + c * kChunk, kvals[j]);
+        for (int j = 0; j < cfg::kTK; ++j)
+          load_chunk(k_tile + (kg + j * cfg::kKGroups) * kRowStride + c * kChunk, kvals[j]);
 #pragma unroll
-      for (int e = 0; e < kChunk; ++e) {
-        const float* q_row = q_s + (c * kChunk + e) * ROWS + rg * cfg::kTR;
-        float qv[cfg::kTR];
-        if constexpr (cfg::kTR % 4 == 0) {
+        for (int e = 0; e < kChunk; ++e) {
+          const float* q_row = q_s + (c * kChunk + e) * ROWS + rg * cfg::kTR;
+          float qv[cfg::kTR];
+          if constexpr (cfg::kTR % 4 == 0) {
 #pragma unroll
-          for (int r = 0; r < cfg::kTR; r += 4) {
-            const float4 v4 = *reinterpret_cast<const float4*>(q_row + r);
-            qv[r] = v4.x, qv[r + 1] = v4.y, qv[r + 2] = v4.z, qv[r + 3] = v4.w;
+            for (int r = 0; r < cfg::kTR; r += 4) {
+              const float4 v4 = *reinterpret_cast<const float4*>(q_row + r);
+              qv[r] = v4.x, qv[r + 1] = v4.y, qv[r + 2] = v4.z, qv[r + 3] = v4.w;
+            }
+          } else {
+#pragma unroll
+            for (int r = 0; r < cfg::kTR; ++r)
+              qv[r] = q_row[r];
           }
-        } else {
 #pragma unroll
           for (int r = 0; r < cfg::kTR; ++r)
-            qv[r] = q_row[r];
+#pragma unroll
+            for (int j = 0; j < cfg::kTK; ++j)
+              s[r][j] = fmaf(qv[r], kvals[j][e], s[r][j]);
         }
-#pragma unroll
-        for (int r = 0; r < cfg::kTR; ++r)
-#pragma unroll
-          for (int j = 0; j < cfg::kTK; ++j)
-            s[r][j] = fmaf(qv[r], kvals[j][e], s[r][j]);
       }
-    }
 #pragma unroll
-    for (int r = 0; r < cfg::kTR; ++r) {
-      const int row = rg * cfg::kTR + r;
-      const int last_key = item.q_pos + row / group; // causal: this row sees keys <= last_key
+      for (int r = 0; r < cfg::kTR; ++r) {
+        const int row = rg * cfg::kTR + r;
+        const int last_key = item.q_pos + row / group; // causal: this row sees keys <= last_key
 #pragma unroll
-      for (int j = 0; j < cfg::kTK; ++j) {
-        const int key = kg + j * cfg::kKGroups;
-        const int kv = tile * KEYS + key;
-        p_s[key * ROWS + row] = (row < valid_rows && kv <= last_key) ? s[r][j] : -INFINITY;
+        for (int j = 0; j < cfg::kTK; ++j) {
+          const int key = kg + j * cfg::kKGroups;
+          const int kv = tile * KEYS + key;
+          p_s[key * ROWS + row] = (row < valid_rows && kv <= last_key) ? s[r][j] : -INFINITY;
+        }
       }
     }
     __syncthreads();
@@ -364,17 +424,27 @@ int tile_rows(attention_tile tile, int32_t group_size, int32_t head_dim) {
   return 0;
 }
 
+/// Keys per small tile: as many as keep the query slice in registers at 128 floats per thread
+/// (ROWS * D / kLanes), at most 64, and at least one 16-byte chunk per lane.
+template <typename T, int D, int ROWS>
+constexpr int small_tile_keys() {
+  int keys = 128 * 128 / (ROWS * D);
+  keys = keys > 64 ? 64 : keys;
+  const int min_keys = kThreads / (D / (16 / int(sizeof(T))));
+  return keys < min_keys ? min_keys : keys;
+}
+
 template <typename T, int D>
 void launch_for_dim(const paged_attention_args& a, int rows, cudaStream_t stream) {
   constexpr int kLargeRows = D <= 128 ? 64 : 32;
   constexpr int kLargeKeys = D <= 128 ? 64 : 32;
   switch (rows) {
     case 4:
-      return launch_typed<T, D, 4, 32>(a, stream);
+      return launch_typed<T, D, 4, small_tile_keys<T, D, 4>()>(a, stream);
     case 8:
-      return launch_typed<T, D, 8, 32>(a, stream);
+      return launch_typed<T, D, 8, small_tile_keys<T, D, 8>()>(a, stream);
     case 16:
-      return launch_typed<T, D, 16, 32>(a, stream);
+      return launch_typed<T, D, 16, small_tile_keys<T, D, 16>()>(a, stream);
     case kLargeRows:
       return launch_typed<T, D, kLargeRows, kLargeKeys>(a, stream);
     default:

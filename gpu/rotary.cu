@@ -1,4 +1,5 @@
-// Neox-style rotary embedding, one block per token, one warp per head. The optional Qwen3
+// Neox-style rotary embedding: one warp per (token, head), four heads per block, so a
+// decode step's few heads spread over several multiprocessors instead of queueing in one. The optional Qwen3
 // per-head RMSNorm is fused in front so the head is read and written once.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
@@ -13,11 +14,12 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) rotary_kernel(rotary_args a) {
   const int64_t token = blockIdx.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  constexpr int kWarps = kThreads / 32;
   const int half = a.head_dim / 2;
   const float pos = float(a.positions[token]);
   T* row = static_cast<T*>(a.qkv) + token * a.row_stride;
   const int num_heads = a.num_q_heads + a.num_kv_heads;
-  for (int head = warp; head < num_heads; head += kThreads / 32) {
+  for (int head = blockIdx.y * kWarps + warp; head < num_heads; head += gridDim.y * kWarps) {
     T* x = row + int64_t(head) * a.head_dim;
     const T* norm_w = static_cast<const T*>(head < a.num_q_heads ? a.q_norm_weight : a.k_norm_weight);
     float inv_rms = 1.0f;
@@ -48,8 +50,9 @@ __global__ void __launch_bounds__(kThreads) rotary_kernel(rotary_args a) {
 void launch_rotary(const rotary_args& args, dtype type, cudaStream_t stream) {
   if (args.num_tokens <= 0)
     return;
-  ACTORSERVE_DISPATCH_FLOAT(type, "rotary",
-                            { rotary_kernel<scalar_t><<<unsigned(args.num_tokens), kThreads, 0, stream>>>(args); });
+  const int heads = args.num_q_heads + args.num_kv_heads;
+  const dim3 grid(unsigned(args.num_tokens), unsigned((heads + kThreads / 32 - 1) / (kThreads / 32)));
+  ACTORSERVE_DISPATCH_FLOAT(type, "rotary", { rotary_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(args); });
   ACTORSERVE_CUDA_CHECK_LAUNCH("rotary_kernel");
 }
 

@@ -84,9 +84,12 @@ prompts = [[128000] + [r.randrange(1000, 128000) for _ in range(n)] for n in (7,
 json.dump(prompts, open(sys.argv[1], "w"))
 PY
   run dump 300 "$BENCH" dump --model "$MODEL" --prompts "$OUT/prompts.json" --steps 16 \
-    --out "$OUT/ours.json" --logits "$OUT/ours_logits.f32" --json "$OUT/ours.json" &&
+    --logits "$OUT/ours_logits.f32" --json "$OUT/ours.json" &&
+  run dump_fp32 300 "$BENCH" dump --model "$MODEL" --dtype float32 --prompts "$OUT/prompts.json" --steps 16 \
+    --logits "$OUT/ours_fp32_logits.f32" --json "$OUT/ours_fp32.json" &&
   run compare 300 python3 scripts/bench_hf.py compare --model "$MODEL" --prompts "$OUT/prompts.json" \
-    --ours "$OUT/ours.json" --ours-logits "$OUT/ours_logits.f32" --steps 16 --json "$OUT/compare.json" || true
+    --ours "$OUT/ours.json" --ours-logits "$OUT/ours_logits.f32" --ours-fp32 "$OUT/ours_fp32.json" \
+    --ours-fp32-logits "$OUT/ours_fp32_logits.f32" --steps 16 --json "$OUT/compare.json" || true
 fi
 
 if has decode && [ -x "$BENCH" ]; then
@@ -134,9 +137,11 @@ if os.path.exists(log):
 c = load("compare.json")
 if c:
     for r in c["prompts"]:
-        print(f"vs transformers: prompt {r['prompt_len']:4d} tok: identical greedy prefix {r['identical_prefix']}/{c['steps']}, "
-              f"teacher-forced agree {r['teacher_forced_agreement']}, first logits rel_l2 {r['first_logits_rel_l2']:.4f} "
-              f"max_abs {r['first_logits_max_abs']:.3f} (top2 margin {r['first_step_top2_margin']:.3f})")
+        parts = [f"hf bf16~fp32 {r['hf_bf16_vs_hf_fp32']['identical_prefix']}/{c['steps']} ({r['hf_bf16_vs_hf_fp32']['rel_l2']:.4f})"]
+        for key in ("ours_bf16_vs_hf_bf16", "ours_bf16_vs_hf_fp32", "ours_fp32_vs_hf_fp32"):
+            if key in r:
+                parts.append(f"{key[5:]} {r[key]['identical_prefix']}/{c['steps']} ({r[key]['rel_l2']:.4f})")
+        print(f"greedy prefix (first-logits rel_l2), prompt {r['prompt_len']:4d}: " + ", ".join(parts))
 floor_ms = 16.06e9 / 4.3e12 * 1e3
 d = load("decode.json")
 if d:

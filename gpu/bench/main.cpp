@@ -16,6 +16,7 @@
 #include <iostream>
 #include <numeric>
 #include <random>
+#include <unordered_map>
 
 using namespace actorserve;
 using namespace actorserve::gpu::bench;
@@ -78,46 +79,65 @@ struct request {
   double first_token_s = 0;
 };
 
-/// Continuous batching with chunked prefill under a token budget (vLLM v1's rule: running
-/// sequences first, then waiting ones), each request reserving its blocks for prompt + output
-/// on admission so nothing is ever preempted. Returns the number of steps.
+/// Continuous batching with chunked prefill under a token budget, the vLLM v1 way: running
+/// sequences first (decodes, then prefill chunks), then waiting ones; KV blocks allocated as
+/// sequences grow; when a decode finds no free block, the most recently admitted sequence is
+/// preempted (its blocks freed, recomputed later from its tokens). Returns the step count.
 int64_t run_scheduler(backend& b, std::deque<request>& waiting, std::vector<request>& finished, int32_t max_seqs,
-                      int32_t token_budget, std::vector<double>* step_ms = nullptr) {
+                      int32_t token_budget, std::vector<double>* step_ms = nullptr, int64_t* preemptions = nullptr) {
   const int32_t bs = b.kv_shape().block_size;
   block_allocator blocks(b.kv_shape().num_blocks);
+  const size_t watermark = size_t(b.kv_shape().num_blocks / 100);
   std::vector<request> running;
   int64_t steps = 0;
   std::vector<sampled_token> out;
   const double start = now_seconds();
+  auto blocks_for = [&](size_t tokens) { return (tokens + size_t(bs) - 1) / size_t(bs); };
   while (!waiting.empty() || !running.empty()) {
+    // Admit while the whole current sequence (plus one token) fits above the watermark.
     while (!waiting.empty() && int32_t(running.size()) < max_seqs) {
       request& r = waiting.front();
-      const size_t need = size_t((r.prompt_len + r.max_tokens + bs - 1) / bs);
-      if (!blocks.take(need, r.blocks))
+      const size_t need = blocks_for(r.tokens.size() + 1);
+      if (blocks.available() < need + (running.empty() ? 0 : watermark))
         break;
+      blocks.take(need - r.blocks.size(), r.blocks);
       running.push_back(std::move(r));
       waiting.pop_front();
     }
     if (running.empty())
       throw std::runtime_error("a request needs more KV blocks than the cache has");
+    // Every decode needs a block for its new token; preempt from the back when none is free.
+    for (size_t i = 0; i < running.size(); ++i) {
+      request& r = running[i];
+      const size_t need = blocks_for(r.tokens.size());
+      while (r.blocks.size() < need && !blocks.take(1, r.blocks)) {
+        request& victim = running.back();
+        blocks.give(victim.blocks);
+        victim.computed = 0;
+        if (preemptions)
+          ++*preemptions;
+        waiting.push_front(std::move(victim));
+        running.pop_back();
+        if (i >= running.size())
+          break;
+      }
+    }
     step_batch step;
     std::vector<const sequence_sampling_state*> sampling;
     std::vector<size_t> sampled_index;
     int32_t budget = token_budget;
-    // Decodes first (one token each), then prefill chunks.
     for (int pass = 0; pass < 2; ++pass)
       for (size_t i = 0; i < running.size() && budget > 0; ++i) {
         request& r = running[i];
         const int32_t left = int32_t(r.tokens.size()) - r.computed;
-        const bool decoding = r.computed >= r.prompt_len;
-        if ((pass == 0) != decoding || left <= 0)
+        if ((pass == 0) != (left == 1) || left <= 0)
           continue;
         step_sequence s;
         s.seq_id = r.id;
         s.num_computed_tokens = r.computed;
         s.num_new_tokens = std::min(left, budget);
         s.needs_logits = r.computed + s.num_new_tokens == int32_t(r.tokens.size());
-        const size_t used = size_t((s.context_len() + bs - 1) / bs);
+        const size_t used = blocks_for(size_t(s.context_len()));
         s.block_table.assign(r.blocks.begin(), r.blocks.begin() + ptrdiff_t(used));
         step.add(s, r.tokens.data() + r.computed);
         budget -= s.num_new_tokens;
@@ -131,16 +151,15 @@ int64_t run_scheduler(backend& b, std::deque<request>& waiting, std::vector<requ
     if (step_ms)
       step_ms->push_back((now_seconds() - t0) * 1e3);
     ++steps;
+    std::unordered_map<uint64_t, size_t> index_of;
+    for (size_t i = 0; i < running.size(); ++i)
+      index_of[running[i].id] = i;
     for (const auto& s : step.seqs)
-      for (auto& r : running)
-        if (r.id == s.seq_id) {
-          r.computed += s.num_new_tokens;
-          break;
-        }
-    for (size_t k = 0; k < sampled_index.size(); ++k) {
-      request& r = running[sampled_index[k]];
-      r.tokens.push_back(out[k].token);
-      r.sampling.output_token_ids.push_back(out[k].token);
+      running[index_of.at(s.seq_id)].computed += s.num_new_tokens;
+    for (size_t j = 0; j < sampled_index.size(); ++j) {
+      request& r = running[sampled_index[j]];
+      r.tokens.push_back(out[j].token);
+      r.sampling.output_token_ids.push_back(out[j].token);
       if (r.first_token_s == 0)
         r.first_token_s = now_seconds() - start;
     }
@@ -272,7 +291,9 @@ json cmd_throughput(const args& a) {
   std::vector<request> done;
   std::vector<double> step_ms;
   const double t0 = now_seconds();
-  const int64_t steps = run_scheduler(*b, waiting, done, o.max_num_seqs, o.max_num_batched_tokens, &step_ms);
+  int64_t preemptions = 0;
+  const int64_t steps =
+      run_scheduler(*b, waiting, done, o.max_num_seqs, o.max_num_batched_tokens, &step_ms, &preemptions);
   const double elapsed = now_seconds() - t0;
   int64_t out_tokens = 0;
   for (const auto& r : done)
@@ -285,6 +306,8 @@ json cmd_throughput(const args& a) {
           {"max_num_batched_tokens", o.max_num_batched_tokens},
           {"elapsed_s", elapsed},
           {"steps", steps},
+          {"preemptions", preemptions},
+          {"mean_step_ms", std::accumulate(step_ms.begin(), step_ms.end(), 0.0) / double(std::max<size_t>(step_ms.size(), 1))},
           {"output_tokens", out_tokens},
           {"output_tokens_per_s", double(out_tokens) / elapsed},
           {"total_tokens_per_s", double(out_tokens + int64_t(n) * input_len) / elapsed}};

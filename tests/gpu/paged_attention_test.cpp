@@ -98,7 +98,10 @@ void run_case(const attention_case& c, std::mt19937& rng) {
   a.items = d_small.as<attention_work_item>();
   a.num_items = int32_t(small_items.size());
   a.num_splits = c.splits;
-  launch_paged_attention(a, attention_tile::small, c.type, nullptr);
+  if (small_tokens > 0)
+    launch_paged_attention(a, attention_tile::small, c.type, nullptr);
+  else
+    REQUIRE_THROWS_AS(launch_paged_attention(a, attention_tile::small, c.type, nullptr), std::invalid_argument);
   a.items = d_large.as<attention_work_item>();
   a.num_items = int32_t(large_items.size());
   a.num_splits = 1;
