@@ -158,7 +158,8 @@ for name in ("throughput_128", "throughput_1000"):
     t = load(name + ".json")
     if t:
         print(f"throughput {t['num_prompts']} x {t['input_len']}/{t['output_len']}: {t['output_tokens_per_s']:.0f} output tok/s, "
-              f"{t['total_tokens_per_s']:.0f} total tok/s, {t['elapsed_s']:.1f} s, {t['steps']} steps")
+              f"{t['total_tokens_per_s']:.0f} total tok/s, {t['elapsed_s']:.1f} s, {t['steps']} steps, "
+              f"{t.get('mean_step_ms', 0):.2f} ms/step, {t.get('preemptions', 0)} preemptions")
 for name in ("hf_generate_1", "hf_generate_64", "hf_batch_128", "hf_batch_1000"):
     h = load(name + ".json")
     if h:
