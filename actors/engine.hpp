@@ -119,11 +119,28 @@ struct request_output {
 /// request, never after the event with `finished`.
 using output_sink = std::function<void(request_output&&)>;
 
+/// Streaming detokenization of one choice: fed one id at a time, returns the text that has
+/// become final (used by one request actor at a time).
+class detokenizer_stream {
+public:
+  virtual ~detokenizer_stream() = default;
+  virtual std::string add(int32_t token_id) = 0;
+  /// End of the stream: the text still held back.
+  virtual std::string finish() = 0;
+};
+
 /// Turns token ids into text. Must be thread-safe (called concurrently by request actors).
+/// actors/tokenizer_detokenizer.hpp makes one from a tokenizer.json tokenizer.
 class detokenizer {
 public:
   virtual ~detokenizer() = default;
   virtual std::string decode(std::span<const int32_t> token_ids, bool skip_special_tokens) const = 0;
+  /// Optional streaming decoder for one choice continuing `prompt_ids`. The default (null) makes
+  /// the engine decode a window of recent ids with decode() and hold back text ending in U+FFFD.
+  virtual std::unique_ptr<detokenizer_stream> stream(std::span<const int32_t> prompt_ids,
+                                                     bool skip_special_tokens) const {
+    return nullptr;
+  }
 };
 
 /// A simple thread-safe queue to use as a sink from a thread that wants to wait (CLI, tests).

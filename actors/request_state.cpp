@@ -29,10 +29,26 @@ request_state::request_state(const generate_request& request, std::shared_ptr<co
     c.window_ids.assign(prompt.end() - tail, prompt.end());
     c.prefix_offset = 0;
     c.read_offset = tail;
+    if (detok_)
+      c.stream = detok_->stream(prompt, skip_special_);
   }
 }
 
-std::string request_state::decode_next(choice& c, bool flush) {
+std::string request_state::next_text(choice& c, int32_t token, bool flush, bool drop) {
+  if (!detok_)
+    return {};
+  if (c.stream) {
+    std::string out = drop ? std::string{} : c.stream->add(token);
+    if (flush)
+      out += c.stream->finish();
+    return out;
+  }
+  if (!drop)
+    c.window_ids.push_back(token);
+  return decode_window(c, flush);
+}
+
+std::string request_state::decode_window(choice& c, bool flush) {
   if (!detok_ || c.read_offset >= int32_t(c.window_ids.size()))
     return {};
   std::span<const int32_t> ids(c.window_ids);
@@ -87,7 +103,6 @@ choice_delta request_state::add_tokens(int32_t index, const std::vector<sampled_
     const sampled_wire& t = tokens[i];
     bool last = i + 1 == tokens.size();
     c.token_ids.push_back(t.token);
-    c.window_ids.push_back(t.token);
     d.token_ids.push_back(t.token);
     if (logprobs_ >= 0) {
       token_logprob lp;
@@ -99,10 +114,9 @@ choice_delta request_state::add_tokens(int32_t index, const std::vector<sampled_
     }
     bool scheduler_stops = last && finish != finish_reason::none;
     size_t old_len = c.text.size();
-    std::string piece = decode_next(c, scheduler_stops);
-    if (scheduler_stops && finish == finish_reason::stop && stop_token >= 0 && !include_stop_str_)
-      piece.clear(); // the stop token's own text is not part of the output
-    c.text += piece;
+    // A stop token's own text is not part of the output.
+    bool drop = scheduler_stops && finish == finish_reason::stop && stop_token >= 0 && !include_stop_str_;
+    c.text += next_text(c, t.token, scheduler_stops, drop);
     if (!stop_.empty() && int32_t(c.token_ids.size()) >= min_tokens_ && c.text.size() > old_len) {
       size_t from = old_len >= max_stop_len_ ? old_len - max_stop_len_ + 1 : 0;
       size_t best = std::string::npos;

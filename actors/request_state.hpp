@@ -43,12 +43,16 @@ private:
     std::vector<int32_t> window_ids;  // prompt tail, then outputs: the detokenization context
     int32_t prefix_offset = 0;        // window_ids[prefix_offset:read_offset] is already decoded
     int32_t read_offset = 0;
+    std::unique_ptr<detokenizer_stream> stream; // when the detokenizer streams itself
     std::string text;                 // decoded output text (emitted and held back)
     size_t emitted = 0;               // text[0:emitted] has been streamed
     finish_reason finish = finish_reason::none;
   };
 
-  std::string decode_next(choice& c, bool flush);
+  /// Text that `token` makes final; `flush` releases everything held back; `drop` leaves the
+  /// token's own text out (a stop token).
+  std::string next_text(choice& c, int32_t token, bool flush, bool drop);
+  std::string decode_window(choice& c, bool flush);
   /// Length of the longest suffix of `text` that is a proper prefix of a stop string.
   size_t held_back(const std::string& text) const;
   void emit(choice& c, choice_delta& d);

@@ -5,6 +5,8 @@
 #include "engine_helpers.hpp"
 #include "tests/testing.hpp"
 
+#include "actors/tokenizer_detokenizer.hpp"
+
 #include "model/cpu_backend.hpp"
 #include "model/generate_loop.hpp"
 
@@ -114,4 +116,37 @@ TEST_CASE("CPU backend: the engine reproduces Hugging Face greedy output", "[eng
   auto got = run_all(*e, reqs);
   for (const auto& r : reqs)
     CHECK(got[r.id].tokens[0] == expected[r.id]);
+}
+
+TEST_CASE("CPU backend: streamed text through the demo tokenizer equals the HF text", "[engine][cpu]") {
+  std::ifstream in(source_dir() / "tests" / "fixtures" / "demo" / "hf_greedy.json");
+  REQUIRE(in);
+  auto fixture = nlohmann::json::parse(in);
+  auto tok = tokenizer::from_dir(demo_model());
+  auto e = engine::start(cpu_config(), cpu_factory(256), make_detokenizer(tok));
+  std::vector<generate_request> reqs;
+  uint64_t id = 1;
+  for (const auto& c : fixture["cases"]) {
+    auto ids = tok.encode(c["prompt"].get<std::string>(), true);
+    auto r = make_request(id++, std::vector<int32_t>(ids.begin(), ids.end()), int32_t(c["greedy_ids"].size()));
+    CHECK(r.prompt_token_ids == c["prompt_ids"].get<std::vector<int32_t>>());
+    r.ignore_eos = true;
+    r.skip_special_tokens = false; // the fixture's text shows the special tokens
+    reqs.push_back(r);
+  }
+  auto got = run_all(*e, reqs);
+  size_t i = 0;
+  for (const auto& c : fixture["cases"]) {
+    CHECK(got[reqs[i].id].text[0] == c["greedy_text"].get<std::string>());
+    ++i;
+  }
+
+  // A stop string inside the first case's text ends it there, across token boundaries.
+  std::string text = fixture["cases"][0]["greedy_text"];
+  auto stop = reqs[0];
+  stop.id = 100;
+  stop.stop = {"Mencken"};
+  auto cut = run_all(*e, {stop})[100];
+  CHECK(cut.finish[0] == finish_reason::stop);
+  CHECK(cut.text[0] == text.substr(0, text.find("Mencken")));
 }
