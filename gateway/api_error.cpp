@@ -9,7 +9,7 @@ api_error invalid_request(std::string message, std::string param, std::string co
 }
 
 std::string error_body(const api_error& e) {
-  using nlohmann::json;
+  using json = nlohmann::ordered_json;
   json inner = {{"message", e.message},
                 {"type", e.type},
                 {"param", e.param.empty() ? json(nullptr) : json(e.param)},

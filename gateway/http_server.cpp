@@ -14,6 +14,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <filesystem>
 #include <stdexcept>
 
 namespace actorserve::gateway {
@@ -69,9 +74,12 @@ struct response_job {
   response_assembler assembler;
   std::vector<uint64_t> engine_ids;
   engine* eng = nullptr;
+  std::function<void(uint64_t)> cancel; // set when requests go through a router (route_through)
   bool started = false;
   bool completed = false;
   clock_type::time_point received;
+  clock_type::time_point last_write{};
+  clock_type::time_point last_check{};
   access_record record;
 };
 
@@ -86,6 +94,9 @@ struct http_server::impl {
   httplib::Server server;
   std::atomic<engine*> eng{nullptr};
   std::atomic<const text_frontend*> frontend{nullptr};
+  std::function<submit_result(generate_request, output_sink)> route_submit; // route_through
+  std::function<void(uint64_t)> route_cancel;
+  std::function<std::string()> metrics_source;
   int32_t max_model_len = 0;
   int64_t started_unix = unix_now();
 
@@ -165,14 +176,17 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
   const std::string response_id = ao.meta.id;
   auto job = std::make_shared<response_job>(std::move(ao));
   job->eng = e;
+  job->cancel = route_cancel ? route_cancel : std::function<void(uint64_t)>([e](uint64_t id) { e->cancel(id); });
   job->received = received;
   job->record = {response_id, req.remote_addr + ":" + std::to_string(req.remote_port), req.method, req.path, 200, 0,
                  0, 0, params.stream, ""};
   for (size_t p = 0; p < prepared.engine_requests.size(); ++p) {
-    submit_result submitted = e->submit(std::move(prepared.engine_requests[p]), metered_sink(job->channel, p, params.n));
+    submit_result submitted =
+        route_submit ? route_submit(std::move(prepared.engine_requests[p]), metered_sink(job->channel, p, params.n))
+                     : e->submit(std::move(prepared.engine_requests[p]), metered_sink(job->channel, p, params.n));
     if (!submitted) {
       for (uint64_t id : job->engine_ids)
-        e->cancel(id);
+        job->cancel(id);
       job->channel->close();
       return send_error(res, engine_failure(submitted.error, submitted.message), options.retry_after_s);
     }
@@ -186,15 +200,28 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
     res.set_header("X-Accel-Buffering", "no"); // nginx ingress: do not buffer the stream
   }
   auto provider = [job](size_t, httplib::DataSink& sink) -> bool {
-    auto write = [&](const std::string& bytes) { return bytes.empty() || sink.write(bytes.data(), bytes.size()); };
+    auto write = [&](const std::string& bytes) {
+      if (bytes.empty())
+        return true;
+      job->last_write = clock_type::now();
+      return sink.write(bytes.data(), bytes.size());
+    };
     if (!job->started) {
       job->started = true;
       if (!write(job->assembler.start()))
         return false;
     }
+    // A client that left is noticed by a failing write, or (when nothing is written for a
+    // while: a queued request, a non-streamed body) by polling the socket.
+    const auto now = clock_type::now();
+    if (now - job->last_write >= poll_interval && now - job->last_check >= poll_interval) {
+      job->last_check = now;
+      if (!sink.is_writable())
+        return false; // the releaser cancels
+    }
     auto event = job->channel->pop(poll_interval);
     if (!event)
-      return sink.is_writable(); // false: the client is gone, and the releaser cancels
+      return true;
     std::string out = job->assembler.on_event(event->prompt, event->output);
     // Coalesce what else has arrived into one write.
     while (!job->assembler.done()) {
@@ -217,7 +244,7 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
     if (!job->completed) {
       job->channel->close();
       for (uint64_t id : job->engine_ids)
-        job->eng->cancel(id);
+        job->cancel(id);
       job->record.finish = "disconnected";
     } else {
       job->record.finish = job->assembler.summary_reason();
@@ -307,7 +334,8 @@ void http_server::impl::install_routes() {
   server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     if (engine* e = eng.load())
       metrics.update(e->stats());
-    res.set_content(metrics.serialize(), "text/plain; version=0.0.4; charset=utf-8");
+    res.set_content(metrics.serialize() + (metrics_source ? metrics_source() : std::string()),
+                    "text/plain; version=0.0.4; charset=utf-8");
   });
   server.Get("/version", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(json{{"version", version()}}.dump(), "application/json");
@@ -353,11 +381,59 @@ void http_server::attach(engine& e, const text_frontend& frontend) {
   impl_->eng.store(&e);
 }
 
+void http_server::route_through(std::function<submit_result(generate_request, output_sink)> submit,
+                                std::function<void(uint64_t)> cancel) {
+  impl_->route_submit = std::move(submit);
+  impl_->route_cancel = std::move(cancel);
+}
+
+void http_server::add_metrics_source(std::function<std::string()> source) {
+  impl_->metrics_source = std::move(source);
+}
+
 void http_server::begin_drain() { draining_.store(true); }
 
+namespace {
+
+// httplib 0.11 lets a connection idle in keep-alive for up to its keep-alive timeout even after
+// Server::stop(), and its listen loop joins every connection thread before returning, so one
+// idle client would hold the shutdown for seconds. Shutting down the connected sockets of our
+// port makes those threads see end-of-stream and leave at once.
+void shutdown_connections(int port) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    int type = 0;
+    socklen_t type_len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_STREAM)
+      continue;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) // the listener has no peer
+      continue;
+    int local_port = -1;
+    if (local.ss_family == AF_INET)
+      local_port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+    else if (local.ss_family == AF_INET6)
+      local_port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+    if (local_port == port)
+      ::shutdown(fd, SHUT_RDWR);
+  }
+}
+
+} // namespace
+
 void http_server::stop() {
-  if (impl_ && impl_->server.is_running())
+  if (impl_ && impl_->server.is_running()) {
     impl_->server.stop();
+    shutdown_connections(impl_->options.port);
+  }
 }
 
 } // namespace actorserve::gateway

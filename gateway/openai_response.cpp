@@ -9,7 +9,7 @@
 namespace actorserve::gateway {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // JSON has no -inf; vLLM reports impossible tokens as -9999.0 and so do we.
 double finite_logprob(float lp) { return std::isfinite(lp) ? double(lp) : -9999.0; }

@@ -1,0 +1,181 @@
+#include "gateway/text_frontend.hpp"
+
+#include "actors/engine.hpp"
+#include "model/chat_template/chat_template.hpp"
+#include "model/config.hpp"
+#include "model/error.hpp"
+#include "model/tokenizer/tokenizer.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+namespace actorserve::gateway {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::ordered_json;
+
+class tokenizer_detokenizer : public detokenizer {
+public:
+  explicit tokenizer_detokenizer(tokenizer tok) : tok_(std::move(tok)) {}
+  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override {
+    return tok_.decode(ids, skip_special_tokens);
+  }
+
+private:
+  tokenizer tok_;
+};
+
+std::optional<nlohmann::json> read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in)
+    return std::nullopt;
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw model_error(path.string() + ": " + e.what());
+  }
+}
+
+// vLLM's --generation-config auto: these keys of generation_config.json become the defaults of
+// requests that do not set them.
+sampling_params generation_defaults(const fs::path& dir) {
+  sampling_params p;
+  auto j = read_json(dir / "generation_config.json");
+  if (!j || !j->is_object())
+    return p;
+  auto number = [&](const char* key, float& out) {
+    if (j->contains(key) && (*j)[key].is_number())
+      out = (*j)[key].get<float>();
+  };
+  number("temperature", p.temperature);
+  number("top_p", p.top_p);
+  number("min_p", p.min_p);
+  number("repetition_penalty", p.repetition_penalty);
+  if (j->contains("top_k") && (*j)["top_k"].is_number_integer())
+    p.top_k = (*j)["top_k"].get<int32_t>();
+  return p;
+}
+
+ordered_json message_json(const chat_message& m) {
+  ordered_json j = ordered_json::object();
+  j["role"] = m.role;
+  j["content"] = m.has_content ? ordered_json(m.content) : ordered_json(nullptr);
+  if (!m.name.empty())
+    j["name"] = m.name;
+  if (!m.tool_call_id.empty())
+    j["tool_call_id"] = m.tool_call_id;
+  if (!m.tool_calls.is_null())
+    j["tool_calls"] = ordered_json::parse(m.tool_calls.dump());
+  return j;
+}
+
+class model_text_frontend : public text_frontend {
+public:
+  model_text_frontend(const fs::path& dir, bool use_generation_config)
+      : tok_(tokenizer::from_dir(dir)), vocab_size_(load_model_config(dir).vocab_size),
+        defaults_(use_generation_config ? generation_defaults(dir) : sampling_params{}),
+        detok_(std::make_shared<tokenizer_detokenizer>(tok_)) {
+    try {
+      chat_config_ = chat_template::load_chat_template_config(dir);
+    } catch (const model_error& e) {
+      spdlog::warn("{}: no usable chat template ({}); /v1/chat/completions will answer 400", dir.string(), e.what());
+    }
+  }
+
+  std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override {
+    std::vector<uint32_t> ids;
+    try {
+      ids = tok_.encode(text, add_special_tokens);
+    } catch (const model_error& e) {
+      throw invalid_request(std::string("The prompt cannot be tokenized: ") + e.what(), "prompt");
+    }
+    return std::vector<int32_t>(ids.begin(), ids.end());
+  }
+
+  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override {
+    return tok_.decode(ids, skip_special_tokens);
+  }
+
+  std::string token_text(int32_t token) const override { return tok_.decode(std::span<const int32_t>(&token, 1)); }
+
+  std::string apply_chat_template(const chat_request& r) const override {
+    if (!chat_config_)
+      throw invalid_request("This model has no chat template (tokenizer_config.json has no chat_template); use "
+                            "/v1/completions.",
+                            "messages", "no_chat_template");
+    chat_template::chat_request c;
+    for (const chat_message& m : r.messages)
+      c.messages.push_back(message_json(m));
+    // tool_choice "none" means the model must not see the tools (as vLLM does).
+    const bool pass_tools = r.tools.is_array() && !(r.tool_choice.is_string() && r.tool_choice == "none");
+    if (pass_tools)
+      c.tools = ordered_json::parse(r.tools.dump());
+    c.add_generation_prompt = r.add_generation_prompt;
+    if (r.chat_template_kwargs.is_object())
+      c.extra_context = ordered_json::parse(r.chat_template_kwargs.dump());
+    try {
+      const chat_template::compiled_template& t = compiled(chat_config_->select("", pass_tools));
+      std::string text = chat_template::render_chat(t, c, chat_config_->special_tokens);
+      if (r.continue_final_message)
+        text = cut_after_final_message(text, r.messages.back().content);
+      return text;
+    } catch (const chat_template::template_error& e) {
+      throw invalid_request(std::string("The chat template rejected the messages: ") + e.what(), "messages",
+                            "chat_template_error");
+    } catch (const model_error& e) {
+      throw invalid_request(std::string("The chat template cannot be applied: ") + e.what(), "messages",
+                            "chat_template_error");
+    }
+  }
+
+  bool chat_adds_special_tokens() const override { return false; } // templates write BOS themselves
+  int64_t vocab_size() const override { return vocab_size_; }
+  sampling_params default_sampling() const override { return defaults_; }
+  std::shared_ptr<const detokenizer> engine_detokenizer() const override { return detok_; }
+
+private:
+  // transformers' continue_final_message: the prompt ends right after the last message's text,
+  // so the model continues it instead of closing the turn.
+  static std::string cut_after_final_message(const std::string& text, const std::string& final_content) {
+    std::string content = final_content;
+    while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back())))
+      content.pop_back();
+    const size_t at = content.empty() ? std::string::npos : text.rfind(content);
+    if (at == std::string::npos)
+      throw invalid_request("continue_final_message: the final message's text is not in the rendered prompt.",
+                            "continue_final_message");
+    return text.substr(0, at + content.size());
+  }
+
+  // Templates are parsed once, on first use, and rendered from any thread afterwards.
+  const chat_template::compiled_template& compiled(const std::string& source) const {
+    std::lock_guard lock(mutex_);
+    auto it = compiled_.find(source);
+    if (it == compiled_.end())
+      it = compiled_.emplace(source, chat_template::compiled_template::parse(source)).first;
+    return it->second;
+  }
+
+  tokenizer tok_;
+  int64_t vocab_size_;
+  sampling_params defaults_;
+  std::shared_ptr<const detokenizer> detok_;
+  std::optional<chat_template::chat_template_config> chat_config_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, chat_template::compiled_template> compiled_;
+};
+
+} // namespace
+
+std::unique_ptr<text_frontend> load_text_frontend(const fs::path& model_dir, bool use_generation_config) {
+  return std::make_unique<model_text_frontend>(model_dir, use_generation_config);
+}
+
+} // namespace actorserve::gateway
