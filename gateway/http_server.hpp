@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,12 @@ public:
   void serve();
   /// The model is loaded: /ready turns 200 and /v1 serves through `engine`.
   void attach(engine& engine, const text_frontend& frontend);
+  /// Hands every generation request to `submit` (and cancels through `cancel`) instead of the
+  /// attached engine: the cluster router (actors/cluster/node.hpp). Call before serving requests.
+  void route_through(std::function<submit_result(generate_request, output_sink)> submit,
+                     std::function<void(uint64_t)> cancel);
+  /// Text appended to /metrics (Prometheus exposition lines), e.g. the cluster's counters.
+  void add_metrics_source(std::function<std::string()> source);
   /// /ready turns 503 and new generation requests get 503; in-flight ones go on.
   void begin_drain();
   bool draining() const { return draining_.load(); }
