@@ -1,0 +1,73 @@
+#pragma once
+// The `serve` flags of the cluster (actors/cluster/node.hpp), kept apart from cmd_serve.cpp.
+
+#include "actors/cluster/node.hpp"
+#include "gateway/serve_app.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <unistd.h>
+
+namespace actorserve::cli {
+
+struct cluster_flags {
+  int port = -1;
+  std::string peers;
+  std::string policy = "least-load";
+  std::string dns;
+  int32_t size = 0;
+  std::string name;
+  uint64_t incarnation = 0;
+  uint32_t protocol_version = 0;
+  std::string port_file;
+};
+
+inline void add_cluster_options(CLI::App& app, const std::shared_ptr<cluster_flags>& f) {
+  app.add_option("--cluster-port", f->port, "listen for cluster peers on this port (0: any free port); turns the "
+                                            "cluster on")->check(CLI::Range(0, 65535));
+  app.add_option("--cluster-peers", f->peers, "the other nodes, host:port,... (this node's own entry may be listed)");
+  app.add_option("--cluster-dns", f->dns, "headless Service name: peers are <statefulset>-<i>.NAME:<cluster-port>");
+  app.add_option("--cluster-size", f->size, "number of StatefulSet pods with --cluster-dns")->check(CLI::NonNegativeNumber);
+  app.add_option("--cluster-policy", f->policy, "where requests go: least-load, prefix-affinity, round-robin")
+      ->capture_default_str()->check(CLI::IsMember({"least-load", "prefix-affinity", "round-robin"}));
+  app.add_option("--cluster-name", f->name, "this node's stable name (default: hostname:cluster-port)");
+  app.add_option("--cluster-incarnation", f->incarnation, "this start's incarnation (default: microseconds since the "
+                                                          "epoch); testing")->group("");
+  app.add_option("--cluster-protocol-version", f->protocol_version, "speak another protocol version; testing")->group("");
+  app.add_option("--cluster-port-file", f->port_file, "write the bound cluster port here (scripts, tests)");
+}
+
+/// Applies the flags to the serve configuration (throws std::runtime_error on bad combinations).
+inline void apply_cluster_options(const cluster_flags& f, gateway::serve_config& c) {
+  c.cluster_enabled = f.port >= 0 || !f.peers.empty() || !f.dns.empty();
+  if (!c.cluster_enabled)
+    return;
+  cluster::cluster_config& k = c.cluster;
+  k.port = uint16_t(f.port < 0 ? 7070 : f.port);
+  k.policy = *cluster::parse_route_policy(f.policy);
+  k.name = f.name;
+  k.incarnation = f.incarnation;
+  k.protocol_version = f.protocol_version;
+  c.cluster_port_file = f.port_file;
+  for (size_t start = 0; start < f.peers.size();) {
+    size_t end = f.peers.find(',', start);
+    if (end == std::string::npos)
+      end = f.peers.size();
+    if (end > start)
+      k.peers.push_back(f.peers.substr(start, end - start));
+    start = end + 1;
+  }
+  if (!f.dns.empty()) {
+    if (f.size <= 0)
+      throw std::runtime_error("--cluster-dns needs --cluster-size N");
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    const auto peers = cluster::dns_peers(host, f.dns, f.size, k.port);
+    k.peers.insert(k.peers.end(), peers.begin(), peers.end());
+    if (k.name.empty())
+      k.name = std::string(host) + "." + f.dns + ":" + std::to_string(k.port);
+  }
+}
+
+} // namespace actorserve::cli
