@@ -36,14 +36,21 @@ function checkFlagsInHelp(command, args) {
   }
 }
 
-// serve: everything is parsed and checked before the model folder is opened.
+// CLI11 checks names and values (types, ranges, choices) while parsing and reports with exit
+// codes above 100 and "Run with --help"; an error of the command itself is exit status 1 with
+// "actorserve <command>: error:". Run against a model folder that does not exist, serve must
+// get that far: past every flag and value, failing on the setup that needs a real pod.
 function checkServeParses(args) {
   const missing = path.join(os.tmpdir(), "actorserve-no-such-model");
   const replaced = args.map((a) => (a.startsWith("--model=") ? `--model=${missing}` : a));
   if (!replaced.some((a) => a.startsWith("--model="))) replaced.push(`--model=${missing}`);
   const { status, out } = run(replaced);
+  assert.doesNotMatch(out, /Run with --help/, `serve rejected its arguments:\n${out}`);
   assert.equal(status, 1, out);
-  assert.match(out, /no config\.json there/, `serve did not get past its arguments:\n${out}`);
+  assert.match(out, /^actorserve serve: error: /m, out);
+  // Where nothing else stops it first, the error is the missing model folder.
+  if (!replaced.some((a) => a.startsWith("--cluster-dns")))
+    assert.match(out, /no config\.json there/, `serve did not get past its arguments:\n${out}`);
 }
 
 for (const overlay of overlays) {
@@ -139,6 +146,13 @@ test("Dockerfile.cpu lays out the mirror the cpu-demo overlay downloads from", (
   const text = readFileSync(path.join(sourceDir, "Dockerfile.cpu"), "utf8");
   assert.ok(text.includes(`/out${root}/${path.dirname(env.MODEL_REPO)}`), `${root} is not created`);
   assert.ok(text.includes(`/out${root}/${env.MODEL_REPO}`), `${root}/${env.MODEL_REPO} is not created`);
+});
+
+test("the argument check tells a parse error from a runtime error", () => {
+  assert.throws(() => checkServeParses(["serve", "--device=tpu"]), /rejected its arguments/);
+  assert.throws(() => checkServeParses(["serve", "--no-such-flag"]), /rejected its arguments/);
+  assert.throws(() => checkServeParses(["serve", "--max-num-seqs=many"]), /rejected its arguments/);
+  checkServeParses(["serve", "--device=cpu", "--max-num-seqs=4"]);
 });
 
 test("the .dockerignore reader understands our patterns", () => {
