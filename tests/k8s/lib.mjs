@@ -24,7 +24,7 @@ function need(pkg) {
     );
   }
 }
-const YAML = need("yaml");
+export const YAML = need("yaml");
 
 // kubectl is on the developers' and CI's machines; say so plainly where it is not.
 export function kubectl() {

@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { createRequire } from "node:module";
 
 import {
+  YAML,
   containerEnv,
   expandedArgs,
   find,
@@ -20,8 +20,6 @@ import {
   sourceDir,
   statefulSet,
 } from "./lib.mjs";
-
-const YAML = createRequire(import.meta.url)("yaml");
 
 // Routes the server registers (gateway/http_server.cpp: server.Get("/path", ...)).
 function servedPaths() {
