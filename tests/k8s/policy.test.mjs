@@ -187,7 +187,17 @@ for (const overlay of overlays) {
     assert.ok(pdb.spec.maxUnavailable >= 1 || pdb.spec.minAvailable !== undefined);
     const np = find(objects, "NetworkPolicy");
     assert.ok(matches(np.spec.podSelector.matchLabels, podLabels));
-    assert.ok(np.spec.ingress.some((rule) => rule.ports.some((p) => p.port === "http")));
+    assert.ok(np.spec.ingress.some((rule) => rule.ports?.some((p) => p.port === "http")));
+    // Peers reach every port the headless Service publishes (the API and the cluster port).
+    const fromPeers = np.spec.ingress.filter((rule) =>
+      rule.from.some((f) => f.podSelector && !f.namespaceSelector && matches(f.podSelector.matchLabels, podLabels)));
+    for (const p of headless.spec.ports)
+      assert.ok(
+        fromPeers.some((rule) => !rule.ports || rule.ports.some((rp) => rp.port === p.targetPort || rp.port === p.port)),
+        `NetworkPolicy blocks peers on ${p.name}`,
+      );
+    const peersOut = np.spec.egress.filter((rule) => rule.to?.some((t) => t.podSelector && matches(t.podSelector.matchLabels, podLabels)));
+    assert.ok(peersOut.some((rule) => !rule.ports), "peers are reachable on every port");
     assert.ok(np.spec.egress.some((rule) => rule.ports?.some((p) => p.port === 443)), "HTTPS out for downloads");
     const sm = find(objects, "ServiceMonitor");
     assert.ok(matches(sm.spec.selector.matchLabels, client.metadata.labels), "ServiceMonitor selects the client Service");
