@@ -177,7 +177,8 @@ inline stream_result stream_completion(int port, const std::string& prompt, int 
                                        const std::function<void(int)>& on_chunk = nullptr) {
   stream_result out;
   httplib::Client c("127.0.0.1", port);
-  c.set_connection_timeout(2, 0);
+  // httplib listens with a backlog of 5: a burst of connections waits for SYN retransmits.
+  c.set_connection_timeout(10, 0);
   c.set_read_timeout(60, 0);
   nlohmann::json body = {{"model", "demo"},      {"prompt", prompt}, {"max_tokens", max_tokens},
                          {"temperature", 0},     {"stream", true},   {"ignore_eos", true}};

@@ -34,8 +34,15 @@ TEST_CASE("3 nodes: 200 concurrent streams through one gateway all complete and 
     t.join();
   const double wall_s = std::chrono::duration<double>(steady::now() - t0).count();
   int ok = 0;
-  for (const auto& r : results)
-    ok += r.ok && r.finish_reason == "length";
+  std::map<std::string, int> failures;
+  for (const auto& r : results) {
+    const bool good = r.ok && r.finish_reason == "length";
+    ok += good;
+    if (!good)
+      ++failures["status " + std::to_string(r.status) + " finish '" + r.finish_reason + "' " + r.error];
+  }
+  for (const auto& [what, count] : failures)
+    UNSCOPED_INFO(count << " x " << what);
   CHECK(ok == 200);
   const double local = c.nodes[0]->metric("actorserve:cluster_routed_local_total");
   const double remote = routed_remote(*c.nodes[0]);
