@@ -155,10 +155,24 @@ int run_server(serve_config cfg) {
 
   std::unique_ptr<text_frontend> frontend;
   std::unique_ptr<engine> eng;
+  std::unique_ptr<cluster::cluster_node> cluster_node;
   try {
     const auto t0 = std::chrono::steady_clock::now();
     frontend = load_text_frontend(model_dir, cfg.generation_config == "auto");
     eng = engine::start(cfg.engine, make_backend_factory(cfg, model_dir, device), frontend->engine_detokenizer());
+    if (cfg.cluster_enabled) {
+      cfg.cluster.block_size = cfg.block_size;
+      cfg.cluster.capacity = cfg.engine.max_num_seqs;
+      cluster_node = cluster::cluster_node::start(cfg.cluster, *eng);
+      cluster::cluster_node* node = cluster_node.get();
+      server.route_through([node](generate_request r, output_sink s) { return node->submit(std::move(r), std::move(s)); },
+                           [node](uint64_t id) { node->cancel(id); });
+      server.add_metrics_source([node, name = cfg.served_model_names.front()] { return node->metrics_text(name); });
+      if (!cfg.cluster_port_file.empty()) {
+        std::ofstream(cfg.cluster_port_file + ".tmp") << node->port() << "\n";
+        fs::rename(cfg.cluster_port_file + ".tmp", cfg.cluster_port_file);
+      }
+    }
     server.attach(*eng, *frontend);
     spdlog::info("ready: {} on {} in {:.1f} s, max_model_len {}, {} KV blocks of {} tokens", model_dir.string(), device,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), eng->max_model_len(),
@@ -177,6 +191,12 @@ int run_server(serve_config cfg) {
   server.begin_drain();
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(int64_t(cfg.shutdown_timeout_s * 1000));
+  if (cluster_node) { // move the sequences running here to other nodes; our own clients' streams go on through them
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool moved = cluster_node->drain(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - t0));
+    spdlog::info("cluster: drain {} in {:.3f} s", moved ? "done" : "timed out",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   bool forced = false;
   while (server.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
     if (wait_signal(stop_signals, 50ms)) {
@@ -194,6 +214,7 @@ int run_server(serve_config cfg) {
   }
   server.stop();
   http_thread.join();
+  cluster_node.reset();
   eng.reset();
   spdlog::info("stopped");
   return 0;

@@ -5,6 +5,7 @@
 // --shutdown-timeout seconds, the rest are aborted, and the process exits 0. A second signal
 // ends the drain at once.
 
+#include "actors/cluster/node.hpp"
 #include "actors/engine.hpp"
 
 #include <cstdint>
@@ -43,6 +44,10 @@ struct serve_config {
   bool access_log = true;
   std::string log_level = "info";
   std::string port_file;                     // write the bound port here once listening (tests)
+  // cluster (actors/cluster): on when cluster_enabled (--cluster-port, --cluster-peers or --cluster-dns)
+  bool cluster_enabled = false;
+  cluster::cluster_config cluster;
+  std::string cluster_port_file;             // write the bound cluster port here (tests)
 };
 
 /// Runs the server until it is told to stop; returns the exit status.
