@@ -38,12 +38,13 @@ template <typename T, int D, int ROWS, int KEYS>
 struct tile_config {
   static constexpr int kChunk = 16 / int(sizeof(T)); // elements per 16-byte chunk
   static constexpr int kChunks = D / kChunk;         // chunks per head row
-  // Small tiles (decode: a few query rows) compute scores with the query rows in registers:
+  // Small tiles (decode: a few query rows) compute scores with float4 loads of four query rows:
   // kLanes consecutive threads share one key and split its head dim, then shuffle-reduce.
   // Large tiles (prefill) use a register-blocked rows x keys tiling with q from shared memory.
   static constexpr bool kSmall = ROWS <= 16;
   static constexpr int kLanes = kThreads / KEYS;
   static constexpr int kChunksPerLane = kSmall ? kChunks / kLanes : 1;
+  static_assert(!kSmall || ROWS % 4 == 0, "small tiles read query rows as float4");
   // K/V smem rows padded so that the threads of one 8-thread phase of a 16-byte load hit
   // disjoint banks: small tiles read kLanes chunks of 8 / kLanes keys (row stride = 4 kLanes
   // words mod 32); large tiles read one chunk of 8 different keys (16-byte pad).
@@ -64,7 +65,11 @@ struct tile_config {
   // Online softmax: kTPR consecutive threads per row.
   static constexpr int kTPR = kThreads / ROWS;
 
-  static constexpr size_t kQBytes = size_t(D) * ROWS * sizeof(float);
+  // Query rows in smem as [d][ROWS] floats; small tiles add 4 floats after every chunk of d so
+  // the kLanes lanes of a key (reading different chunks) hit different banks.
+  static constexpr int kQPad = kSmall ? 4 : 0;
+  static constexpr size_t kQBytes = (size_t(D) * ROWS + size_t(kChunks) * kQPad) * sizeof(float);
+  __host__ __device__ static constexpr int q_offset(int d, int row) { return d * ROWS + (d / kChunk) * kQPad + row; }
   static constexpr size_t kStageBytes = size_t(2) * KEYS * kRowStride * sizeof(T); // K and V
   static constexpr size_t kPBytes = size_t(KEYS) * ROWS * sizeof(float);
   static constexpr size_t kSmemBytes = kQBytes + 2 * kStageBytes + kPBytes + 3 * ROWS * sizeof(float);
@@ -127,7 +132,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
       }
 #pragma unroll
       for (int j = 0; j < kChunk; ++j)
-        q_s[(c * kChunk + j) * ROWS + row] = vals[j];
+        q_s[cfg::q_offset(c * kChunk + j, row)] = vals[j];
     }
     if (threadIdx.x < ROWS) {
       m_s[threadIdx.x] = -INFINITY;
@@ -135,19 +140,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
     }
   }
 
-  // Small tiles: this thread's slice of every query row, in registers for the whole loop.
-  float q_reg[cfg::kSmall ? ROWS : 1][cfg::kSmall ? cfg::kChunksPerLane * kChunk : 1];
   const int lane_key = threadIdx.x / cfg::kLanes, lane_part = threadIdx.x % cfg::kLanes;
-  if constexpr (cfg::kSmall) {
-    __syncthreads();
-#pragma unroll
-    for (int i = 0; i < cfg::kChunksPerLane; ++i)
-#pragma unroll
-      for (int e = 0; e < kChunk; ++e)
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r)
-          q_reg[r][i * kChunk + e] = q_s[((lane_part + cfg::kLanes * i) * kChunk + e) * ROWS + r];
-  }
 
   auto load_tile = [&](int tile, int stage) {
     T* k_dst = kv_s + size_t(stage) * 2 * KEYS * kRowStride;
@@ -196,7 +189,8 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
     const T* v_tile = k_tile + KEYS * kRowStride;
 
     if constexpr (cfg::kSmall) {
-      // S = Q K^T: kLanes threads per key, each over its chunks of the head dim.
+      // S = Q K^T: kLanes threads per key, each over its chunks of the head dim; one float4
+      // broadcast load gives four rows' q for four FMAs.
       float acc[ROWS];
 #pragma unroll
       for (int r = 0; r < ROWS; ++r)
@@ -205,11 +199,19 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
       for (int i = 0; i < cfg::kChunksPerLane; ++i) {
         float kv[kChunk];
         load_chunk(k_tile + lane_key * kRowStride + (lane_part + cfg::kLanes * i) * kChunk, kv);
+        const int d0 = (lane_part + cfg::kLanes * i) * kChunk;
 #pragma unroll
-        for (int e = 0; e < kChunk; ++e)
+        for (int e = 0; e < kChunk; ++e) {
+          const float* q_row = q_s + cfg::q_offset(d0 + e, 0);
 #pragma unroll
-          for (int r = 0; r < ROWS; ++r)
-            acc[r] = fmaf(q_reg[r][i * kChunk + e], kv[e], acc[r]);
+          for (int r = 0; r < ROWS; r += 4) {
+            const float4 q4 = *reinterpret_cast<const float4*>(q_row + r);
+            acc[r] = fmaf(q4.x, kv[e], acc[r]);
+            acc[r + 1] = fmaf(q4.y, kv[e], acc[r + 1]);
+            acc[r + 2] = fmaf(q4.z, kv[e], acc[r + 2]);
+            acc[r + 3] = fmaf(q4.w, kv[e], acc[r + 3]);
+          }
+        }
       }
 #pragma unroll
       for (int offset = cfg::kLanes / 2; offset > 0; offset >>= 1)
@@ -424,14 +426,12 @@ int tile_rows(attention_tile tile, int32_t group_size, int32_t head_dim) {
   return 0;
 }
 
-/// Keys per small tile: as many as keep the query slice in registers at 128 floats per thread
-/// (ROWS * D / kLanes), at most 64, and at least one 16-byte chunk per lane.
+/// Keys per small tile: 32 (four lanes per key), or more when the head dim has fewer than four
+/// 16-byte chunks (each lane needs at least one).
 template <typename T, int D, int ROWS>
 constexpr int small_tile_keys() {
-  int keys = 128 * 128 / (ROWS * D);
-  keys = keys > 64 ? 64 : keys;
   const int min_keys = kThreads / (D / (16 / int(sizeof(T))));
-  return keys < min_keys ? min_keys : keys;
+  return min_keys > 32 ? min_keys : 32;
 }
 
 template <typename T, int D>
