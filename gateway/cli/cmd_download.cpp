@@ -24,9 +24,8 @@ int run_download(download_args& a) {
       a.options.token = token;
   a.options.retry_delay = std::chrono::milliseconds(static_cast<int64_t>(a.retry_delay_s * 1000));
   try {
-    auto result = download::download_model(a.options);
-    std::cout << a.options.dir.string() << "\n";
-    (void)result;
+    download::download_model(a.options);
+    std::cout << a.options.dir.string() << "\n"; // the folder to pass to `serve --model`
     return 0;
   } catch (const download::download_error& e) {
     std::cerr << "actorserve download: error: " << e.what() << "\n";
