@@ -1,15 +1,11 @@
 #include "gateway/serve_app.hpp"
 
+#include "gateway/backend_setup.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/model_location.hpp"
 #include "gateway/text_frontend.hpp"
-#include "model/config.hpp"
-#include "model/cpu_backend.hpp"
 #include "model/error.hpp"
-#ifdef ACTORSERVE_HAS_CUDA
-#include "gpu/cuda_backend.hpp"
-#endif
 
 #include <spdlog/spdlog.h>
 
@@ -25,72 +21,17 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-bool cuda_available() {
-#ifdef ACTORSERVE_HAS_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
-
-std::string resolve_device(const std::string& device) {
-  if (device == "cpu" || device == "cuda") {
-    if (device == "cuda" && !cuda_available())
-      throw std::runtime_error("--device cuda: this build has no CUDA backend (built without nvcc)");
-    return device;
-  }
-  if (device != "auto")
-    throw std::runtime_error("--device must be auto, cpu or cuda, not '" + device + "'");
-  return cuda_available() ? "cuda" : "cpu";
-}
-
-// KV bytes of one block on the CPU backend (fp32 K and V, every layer).
-int64_t cpu_block_bytes(const model_config& c, int32_t block_size) {
-  return int64_t(2) * 4 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * block_size;
-}
-
-backend_factory make_backend_factory(const serve_config& cfg, const fs::path& model_dir, const std::string& device) {
-  if (cfg.tensor_parallel_size != 1)
-    throw std::runtime_error("--tensor-parallel-size " + std::to_string(cfg.tensor_parallel_size) +
-                             ": only 1 is supported by this build's serve command");
-  if (device == "cpu") {
-    if (!cfg.quantization.empty() && cfg.quantization != "none")
-      throw std::runtime_error("--quantization " + cfg.quantization + " needs --device cuda; the CPU backend runs fp32");
-    const model_config mc = load_model_config(model_dir);
-    cpu_backend_options o;
-    o.block_size = cfg.block_size;
-    o.max_kv_tokens = cfg.kv_cache_tokens;
-    o.num_threads = cfg.cpu_threads;
-    o.num_host_blocks = int32_t(cfg.swap_space_gib * double(1ull << 30) / double(cpu_block_bytes(mc, cfg.block_size)));
-    return [model_dir, o] { return make_cpu_backend(model_dir, o); };
-  }
-#ifdef ACTORSERVE_HAS_CUDA
-  cuda_backend_options o;
-  o.dtype = cfg.dtype;
-  o.gpu_memory_utilization = cfg.gpu_memory_utilization;
-  o.block_size = cfg.block_size;
-  o.max_num_seqs = cfg.engine.max_num_seqs;
-  o.max_num_batched_tokens = cfg.engine.max_num_batched_tokens;
-  o.max_model_len = cfg.engine.max_model_len;
-  if (!cfg.quantization.empty() && cfg.quantization != "none")
-    throw std::runtime_error("--quantization " + cfg.quantization + " is not supported by the CUDA backend yet");
-  return [model_dir, o] { return make_cuda_backend(model_dir, o); };
-#else
-  throw std::runtime_error("no CUDA backend in this build");
-#endif
-}
-
 void log_config(const serve_config& c, const fs::path& model_dir, const std::string& device, size_t http_threads) {
   spdlog::info("actorserve serve: model {} (served as {}), device {}, dtype {}, quantization {}", model_dir.string(),
-               fmt::join(c.served_model_names, ", "), device, c.dtype, c.quantization.empty() ? "none" : c.quantization);
+               fmt::join(c.served_model_names, ", "), device, c.backend.dtype, c.backend.quantization.empty() ? "none" : c.backend.quantization);
   spdlog::info("engine: max_model_len {}, max_num_seqs {}, max_num_batched_tokens {}, max_waiting_requests {}, "
                "block_size {}, prefix caching {}, preemption {}, kv_cache_tokens {}, gpu_memory_utilization {}",
                c.engine.max_model_len == 0 ? std::string("auto") : std::to_string(c.engine.max_model_len),
-               c.engine.max_num_seqs, c.engine.max_num_batched_tokens, c.engine.max_waiting_requests, c.block_size,
+               c.engine.max_num_seqs, c.engine.max_num_batched_tokens, c.engine.max_waiting_requests, c.backend.block_size,
                c.engine.enable_prefix_caching ? "on" : "off",
                c.engine.preemption == preemption_mode::swap ? "swap" : "recompute",
-               c.kv_cache_tokens == 0 ? std::string("auto") : std::to_string(c.kv_cache_tokens),
-               c.gpu_memory_utilization);
+               c.backend.kv_cache_tokens == 0 ? std::string("auto") : std::to_string(c.backend.kv_cache_tokens),
+               c.backend.gpu_memory_utilization);
   spdlog::info("http: {}:{}, api key {}, http threads up to {}, max request {} bytes, read/write timeout {}/{} s, "
                "shutdown timeout {} s, generation config {}",
                c.host, c.port, c.api_key.empty() ? "off" : "on", http_threads, c.max_request_bytes, c.read_timeout_s,
@@ -123,7 +64,7 @@ int run_server(serve_config cfg) {
     throw std::runtime_error("--model " + model_dir.string() + ": no config.json there (a Hugging Face model folder)");
   if (cfg.served_model_names.empty())
     cfg.served_model_names.push_back(cfg.model.empty() ? "demo" : fs::weakly_canonical(model_dir).filename().string());
-  const std::string device = resolve_device(cfg.device);
+  const std::string device = resolve_device(cfg.backend.device);
   // A connection thread per admitted stream (running + waiting), and room for probes, scrapes
   // and requests that are about to be refused with 429.
   const size_t http_threads = cfg.max_http_threads
@@ -159,9 +100,9 @@ int run_server(serve_config cfg) {
   try {
     const auto t0 = std::chrono::steady_clock::now();
     frontend = load_text_frontend(model_dir, cfg.generation_config == "auto");
-    eng = engine::start(cfg.engine, make_backend_factory(cfg, model_dir, device), frontend->engine_detokenizer());
+    eng = engine::start(cfg.engine, make_backend_factory(cfg.backend, cfg.engine, model_dir, device), frontend->engine_detokenizer());
     if (cfg.cluster_enabled) {
-      cfg.cluster.block_size = cfg.block_size;
+      cfg.cluster.block_size = cfg.backend.block_size;
       cfg.cluster.capacity = cfg.engine.max_num_seqs;
       cluster_node = cluster::cluster_node::start(cfg.cluster, *eng);
       cluster::cluster_node* node = cluster_node.get();

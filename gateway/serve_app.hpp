@@ -7,6 +7,7 @@
 
 #include "actors/cluster/node.hpp"
 #include "actors/engine.hpp"
+#include "gateway/backend_setup.hpp"
 
 #include <cstdint>
 #include <string>
@@ -21,16 +22,7 @@ struct serve_config {
   std::string host = "0.0.0.0";
   int port = 8000;
   std::string api_key;
-  // backend
-  std::string device = "auto";               // auto, cpu, cuda
-  std::string dtype = "auto";
-  std::string quantization;                  // empty: none
-  int tensor_parallel_size = 1;
-  double gpu_memory_utilization = 0.90;
-  int32_t block_size = 16;
-  int64_t kv_cache_tokens = 0;               // CPU: KV capacity in tokens (0: the backend's default)
-  double swap_space_gib = 0;                 // host blocks for --preemption-mode swap
-  int32_t cpu_threads = 0;
+  backend_config backend;
   // engine
   engine_config engine;
   std::string generation_config = "auto";    // auto: defaults from generation_config.json; vllm: none

@@ -29,12 +29,12 @@ const command_registrar registrar{
       app.add_option("--port", c->port, "port to listen on (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
       app.add_option("--api-key", c->api_key,
                      "require 'Authorization: Bearer <key>' on /v1/* (also from $ACTORSERVE_API_KEY)");
-      app.add_option("--device", c->device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-      app.add_option("--dtype", c->dtype, "weights and activations on the GPU: auto (config.json), bfloat16, float16, "
+      app.add_option("--device", c->backend.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+      app.add_option("--dtype", c->backend.dtype, "weights and activations on the GPU: auto (config.json), bfloat16, float16, "
                                           "float32; the CPU backend always computes in float32")
           ->capture_default_str()->check(CLI::IsMember({"auto", "bfloat16", "float16", "float32", "half", "float"}));
-      app.add_option("--quantization", c->quantization, "weight quantization (GPU only; none on the CPU backend)");
-      app.add_option("--tensor-parallel-size", c->tensor_parallel_size, "GPUs per replica (1 in this build)")
+      app.add_option("--quantization", c->backend.quantization, "weight quantization (GPU only; none on the CPU backend)");
+      app.add_option("--tensor-parallel-size", c->backend.tensor_parallel_size, "GPUs per replica (1 in this build)")
           ->capture_default_str()->check(CLI::PositiveNumber);
       app.add_option("--max-model-len", c->engine.max_model_len,
                      "context length: prompt plus generated tokens (0: the model's max_position_embeddings)")
@@ -47,17 +47,17 @@ const command_registrar registrar{
       app.add_option("--max-waiting-requests", c->engine.max_waiting_requests,
                      "requests allowed to wait for a slot; beyond it requests get 429 with Retry-After")
           ->capture_default_str()->check(CLI::NonNegativeNumber);
-      app.add_option("--gpu-memory-utilization", c->gpu_memory_utilization,
+      app.add_option("--gpu-memory-utilization", c->backend.gpu_memory_utilization,
                      "fraction of GPU memory for weights, activations and KV cache (GPU only)")
           ->capture_default_str()->check(CLI::Range(0.01, 1.0));
-      app.add_option("--kv-cache-tokens", c->kv_cache_tokens,
+      app.add_option("--kv-cache-tokens", c->backend.kv_cache_tokens,
                      "CPU backend: KV cache capacity in tokens (0: four sequences of the model's context)")
           ->capture_default_str()->check(CLI::NonNegativeNumber);
-      app.add_option("--swap-space", c->swap_space_gib, "host memory (GiB) for swapped-out KV blocks")
+      app.add_option("--swap-space", c->backend.swap_space_gib, "host memory (GiB) for swapped-out KV blocks")
           ->capture_default_str()->check(CLI::NonNegativeNumber);
-      app.add_option("--cpu-threads", c->cpu_threads, "CPU backend compute threads (0: all cores)")
+      app.add_option("--cpu-threads", c->backend.cpu_threads, "CPU backend compute threads (0: all cores)")
           ->capture_default_str()->check(CLI::NonNegativeNumber);
-      app.add_option("--block-size", c->block_size, "tokens per KV cache block")
+      app.add_option("--block-size", c->backend.block_size, "tokens per KV cache block")
           ->capture_default_str()->check(CLI::IsMember({8, 16, 32, 64, 128}));
       app.add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", *prefix_caching,
                    "reuse the KV blocks of shared prompt prefixes (default: on)");
@@ -96,8 +96,8 @@ const command_registrar registrar{
         apply_cluster_options(*cluster, *c);
         c->engine.enable_prefix_caching = *prefix_caching;
         c->engine.preemption = *preemption == "swap" ? preemption_mode::swap : preemption_mode::recompute;
-        if (c->dtype == "half") c->dtype = "float16";
-        if (c->dtype == "float") c->dtype = "float32";
+        if (c->backend.dtype == "half") c->backend.dtype = "float16";
+        if (c->backend.dtype == "float") c->backend.dtype = "float32";
         return gateway::run_server(*c);
       };
     }};
