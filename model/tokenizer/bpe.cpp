@@ -69,8 +69,10 @@ bpe_model::bpe_model(const json& spec, const std::string& where) {
   vocab_.reserve(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     uint32_t id = token_id(it.value(), where + " vocab[\"" + it.key() + "\"]");
-    if (id >= (1u << 28))
-      field_error(where, "vocabulary id " + std::to_string(id) + " is implausibly large");
+    // Ids index a table: refuse sparse ids that would make it huge (real vocabularies are dense).
+    if (id >= 4 * vocab.size() + 1024)
+      field_error(where, "vocabulary id " + std::to_string(id) + " is far beyond the vocabulary size " +
+                             std::to_string(vocab.size()));
     if (find_invalid_utf8(it.key()) != it.key().size())
       field_error(where, "vocabulary token is not valid UTF-8");
     vocab_[it.key()] = id;

@@ -51,7 +51,11 @@ std::string incremental_detokenizer::add(uint32_t id) {
       new_text.compare(0, prefix_text.size(), prefix_text) != 0)
     return {};
   std::string released = new_text.substr(prefix_text.size());
-  prefix_offset_ = read_offset_;
+  // The next window starts at the ids just released, unless they decode to nothing on their own
+  // (e.g. spaces that Strip removes at the start of a text): a window starting there could strip
+  // text the full decode keeps, so the window keeps its current start.
+  if (!decode_window(read_offset_, end).empty())
+    prefix_offset_ = read_offset_;
   read_offset_ = end;
   // Drop ids that no window will read again, now and then, so long streams stay small.
   if (prefix_offset_ > 4096) {

@@ -7,7 +7,9 @@
 // How: like vLLM, decode a small window of recent ids twice, without and with the new ids
 // (prefix_offset .. read_offset, then prefix_offset .. end), and release the difference. Decoders
 // that look at a token's position (Metaspace drops the first token's space, Strip trims the
-// first characters) treat both decodes alike, so the difference is what the full decode adds.
+// first characters) treat both decodes alike, so the difference is what the full decode adds,
+// as long as the first window decodes to something (the window start only moves forward onto
+// ids whose own text is not empty).
 // Text is held back while it ends in U+FFFD (an incomplete UTF-8 sequence may still complete),
 // while the last token is a byte-fallback token (tokenizers turns a whole run of byte tokens
 // into U+FFFD if the run is not valid UTF-8), and, for decoders that edit the end of the text,

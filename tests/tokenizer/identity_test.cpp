@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 using namespace actorserve;
@@ -128,11 +129,19 @@ TEST_CASE("tokenizer: decode(encode(s)) == s where the tokenizer is lossless", "
   }
   CHECK(bad == 0);
   CHECK(changed > 20); // the corpus does exercise the normalizer
-  // Llama 2 writes spaces as U+2581 and decodes U+2581 as a space: lossless for text without it.
+  // Llama 2 writes spaces as U+2581 and decodes U+2581 as a space, and its normalizer prepends
+  // a space to the text after each special token: lossless for text with neither.
   tokenizer llama2 = tokenizer::from_dir(real_tokenizer_dir("llama2"));
   bad = 0;
-  for (const auto& s : corpus)
-    if (s.find("\xe2\x96\x81") == std::string::npos)
-      bad += llama2.decode(llama2.encode(s)) != s;
+  size_t checked = 0;
+  for (const auto& s : corpus) {
+    auto ids = llama2.encode(s);
+    bool has_special = std::any_of(ids.begin(), ids.end(), [&](uint32_t id) { return llama2.is_special(id); });
+    if (s.find("\xe2\x96\x81") == std::string::npos && !has_special) {
+      ++checked;
+      bad += llama2.decode(ids) != s;
+    }
+  }
+  CHECK(checked > 2000);
   CHECK(bad == 0);
 }
