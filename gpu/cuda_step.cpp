@@ -184,41 +184,7 @@ void cuda_backend::impl::execute(const step_batch& step, const std::vector<const
   for (int32_t i = 0; i < num_logits; ++i) {
     const sequence_sampling_state& st = *sampling[size_t(i)];
     const sampling_params& p = st.params;
-    sampler_row r;
-    r.logits_row = graph ? logit_rows.host()[i] : i;
-    r.greedy = p.greedy() ? 1 : 0;
-    r.temperature = p.temperature;
-    r.top_p = p.top_p;
-    r.min_p = p.min_p;
-    r.top_k = p.top_k;
-    r.repetition_penalty = p.repetition_penalty;
-    r.presence_penalty = p.presence_penalty;
-    r.frequency_penalty = p.frequency_penalty;
-    r.uniform = sampling_uniform(p.seed, st.output_token_ids.size());
-    if (p.repetition_penalty != 1.0f && p.repetition_penalty > 0.0f) {
-      std::vector<int32_t> seen(st.prompt_token_ids);
-      seen.insert(seen.end(), st.output_token_ids.begin(), st.output_token_ids.end());
-      std::sort(seen.begin(), seen.end());
-      seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-      r.repetition_offset = int32_t(pen_ids.size());
-      r.repetition_count = int32_t(seen.size());
-      pen_ids.insert(pen_ids.end(), seen.begin(), seen.end());
-      pen_counts.insert(pen_counts.end(), seen.size(), 1);
-    }
-    if (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
-      std::vector<int32_t> outs(st.output_token_ids);
-      std::sort(outs.begin(), outs.end());
-      r.frequency_offset = int32_t(pen_ids.size());
-      for (size_t a = 0; a < outs.size();) {
-        size_t b = a;
-        while (b < outs.size() && outs[b] == outs[a])
-          ++b;
-        pen_ids.push_back(outs[a]);
-        pen_counts.push_back(int32_t(b - a));
-        a = b;
-      }
-      r.frequency_count = int32_t(pen_ids.size()) - r.frequency_offset;
-    }
+    const sampler_row r = make_sampler_row(st, graph ? logit_rows.host()[i] : i, pen_ids, pen_counts);
     sampler_rows.host()[i] = r;
     if (p.logprobs > 0) {
       top_k_max = std::max(top_k_max, std::min<int32_t>(p.logprobs, int32_t(config.vocab_size)));

@@ -114,6 +114,22 @@ __device__ bool radix_select_top(const float* row, int32_t n, bool by_mass, floa
   return ok;
 }
 
+/// Exclusive prefix sum of sh.scan[0..kThreads) in place, by one thread in index order (a fixed
+/// order keeps the sampler deterministic); returns the total to thread 0. Block-wide call.
+__device__ double exclusive_scan(shared_state& sh) {
+  __syncthreads();
+  double total = 0.0;
+  if (threadIdx.x == 0) {
+    for (int t = 0; t < kThreads; ++t) {
+      const double c = sh.scan[t];
+      sh.scan[t] = total;
+      total += c;
+    }
+  }
+  __syncthreads();
+  return total;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) sampler_kernel(sampler_args a) {
   __shared__ shared_state sh;
@@ -220,16 +236,7 @@ __global__ void __launch_bounds__(kThreads) sampler_kernel(sampler_args a) {
           for (int32_t i = begin; i < end; ++i)
             my_ties += (work[i] > -INFINITY && ordered_key(work[i]) == cut_key) ? 1 : 0;
           sh.scan[threadIdx.x] = double(my_ties);
-          __syncthreads();
-          if (threadIdx.x == 0) {
-            double acc = 0.0;
-            for (int t = 0; t < kThreads; ++t) {
-              const double c = sh.scan[t];
-              sh.scan[t] = acc;
-              acc += c;
-            }
-          }
-          __syncthreads();
+          exclusive_scan(sh);
           long long rank = (long long)sh.scan[threadIdx.x];
           for (int32_t i = begin; i < end; ++i) {
             const float v = work[i];
@@ -262,17 +269,9 @@ __global__ void __launch_bounds__(kThreads) sampler_kernel(sampler_args a) {
       sh.scan[threadIdx.x] = mine;
       if (threadIdx.x == 0)
         sh.found = 0x7fffffff;
-      __syncthreads();
-      if (threadIdx.x == 0) {
-        double acc = 0.0;
-        for (int t = 0; t < kThreads; ++t) {
-          const double c = sh.scan[t];
-          sh.scan[t] = acc;
-          acc += c;
-        }
-        sh.scan[0] = 0.0;
-        sh.d_scratch[0] = acc;
-      }
+      const double scanned_total = exclusive_scan(sh);
+      if (threadIdx.x == 0)
+        sh.d_scratch[0] = scanned_total;
       __syncthreads();
       const double total = sh.d_scratch[0];
       const double target = p.uniform * total;

@@ -7,9 +7,11 @@
 // the raw logits for the chosen token.
 
 #include "model/dtype.hpp"
+#include "model/sampling.hpp"
 
 #include <cuda_runtime_api.h>
 #include <cstdint>
+#include <vector>
 
 namespace actorserve::gpu {
 
@@ -45,5 +47,11 @@ struct sampler_args {
 };
 
 void launch_sampler(const sampler_args& args, dtype type, cudaStream_t stream);
+
+/// The sampler row of one sequence (host side): its parameters, the uniform number
+/// sampling_uniform(seed, k) and, when penalties are on, its unique penalized ids (and output
+/// id counts) appended to penalty_ids / penalty_counts.
+sampler_row make_sampler_row(const sequence_sampling_state& state, int32_t logits_row,
+                             std::vector<int32_t>& penalty_ids, std::vector<int32_t>& penalty_counts);
 
 } // namespace actorserve::gpu

@@ -29,39 +29,8 @@ void run_gpu(dtype t, int32_t vocab, std::vector<sample_case>& cases, std::vecto
   std::vector<int32_t> ids, counts;
   for (int32_t r = 0; r < rows; ++r) {
     const auto& st = cases[size_t(r)].state;
-    const auto& p = st.params;
     flat.insert(flat.end(), cases[size_t(r)].logits.begin(), cases[size_t(r)].logits.end());
-    sampler_row s;
-    s.logits_row = r;
-    s.greedy = p.greedy();
-    s.temperature = p.temperature;
-    s.top_p = p.top_p;
-    s.min_p = p.min_p;
-    s.top_k = p.top_k;
-    s.repetition_penalty = p.repetition_penalty;
-    s.presence_penalty = p.presence_penalty;
-    s.frequency_penalty = p.frequency_penalty;
-    s.uniform = sampling_uniform(p.seed, st.output_token_ids.size());
-    std::vector<int32_t> seen(st.prompt_token_ids);
-    seen.insert(seen.end(), st.output_token_ids.begin(), st.output_token_ids.end());
-    std::sort(seen.begin(), seen.end());
-    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-    s.repetition_offset = int32_t(ids.size());
-    s.repetition_count = int32_t(seen.size());
-    ids.insert(ids.end(), seen.begin(), seen.end());
-    counts.insert(counts.end(), seen.size(), 1);
-    std::vector<int32_t> outs(st.output_token_ids);
-    std::sort(outs.begin(), outs.end());
-    s.frequency_offset = int32_t(ids.size());
-    for (size_t a = 0; a < outs.size();) {
-      size_t b = a;
-      while (b < outs.size() && outs[b] == outs[a])
-        ++b;
-      ids.push_back(outs[a]);
-      counts.push_back(int32_t(b - a));
-      a = b;
-    }
-    s.frequency_count = int32_t(ids.size()) - s.frequency_offset;
+    const sampler_row s = make_sampler_row(st, r, ids, counts);
     srows.push_back(s);
   }
   ids.push_back(0);
