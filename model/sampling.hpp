@@ -35,7 +35,9 @@ struct sequence_sampling_state {
 
 struct sampled_token {
   int32_t token = -1;
-  float logprob = 0.0f; // log-softmax of the raw logits (before penalties and temperature)
+  // log-softmax of the raw logits, before penalties and temperature (vLLM's default
+  // "raw_logprobs"), for the sampled token and the top ones.
+  float logprob = 0.0f;
   std::vector<std::pair<int32_t, float>> top_logprobs; // best first, when params.logprobs > 0
 };
 
@@ -43,7 +45,10 @@ struct sampled_token {
 double sampling_uniform(uint64_t seed, uint64_t k);
 
 /// Samples one token from `logits` [vocab_size] (modified in place by penalties and
-/// temperature) for `state`, whose output_token_ids.size() is k.
+/// temperature) for `state`, whose output_token_ids.size() is k. Order: repetition penalty,
+/// presence/frequency penalties, then greedy (temperature below 1e-5: argmax, lowest id on
+/// ties) or temperature, top-k, top-p, min-p and the inverse CDF over the surviving tokens in
+/// id order at u = sampling_uniform(seed, k).
 sampled_token sample_token(float* logits, int32_t vocab_size, const sequence_sampling_state& state);
 
 } // namespace actorserve

@@ -10,15 +10,7 @@ using namespace actorserve::testing;
 
 namespace {
 
-step_sequence sequence(uint64_t id, int32_t computed, int32_t n, std::vector<int32_t> table, bool logits) {
-  step_sequence s;
-  s.seq_id = id;
-  s.num_computed_tokens = computed;
-  s.num_new_tokens = n;
-  s.needs_logits = logits;
-  s.block_table = std::move(table);
-  return s;
-}
+const auto sequence = make_sequence;
 
 std::vector<int32_t> prompt_of(int32_t n, int32_t salt) {
   std::vector<int32_t> p;

@@ -41,7 +41,7 @@ std::set<int32_t> support(const std::vector<float>& logits, sampling_params p, i
 
 } // namespace
 
-TEST_CASE("sampling_uniform is a pure function of (seed, k) in [0, 1)") {
+TEST_CASE("sampling_uniform is a pure function of (seed, k), uniform in 0 <= u < 1") {
   CHECK(sampling_uniform(7, 3) == sampling_uniform(7, 3));
   CHECK(sampling_uniform(7, 3) != sampling_uniform(7, 4));
   CHECK(sampling_uniform(7, 3) != sampling_uniform(8, 3));
@@ -128,7 +128,7 @@ TEST_CASE("samples follow softmax(logits / temperature)") {
   }
 }
 
-TEST_CASE("same seed and k give the same token; other seeds differ") {
+TEST_CASE("same seed and k give the same token, other seeds differ") {
   const auto logits = logits_of({0.25, 0.25, 0.25, 0.25});
   sampling_params p;
   p.seed = 1234;

@@ -1,27 +1,19 @@
 // step_batch: add() and validate() (model/step.hpp).
 #include "model/step.hpp"
+#include "tests/cpu/test_models.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace actorserve;
+using actorserve::testing::make_sequence;
 
 namespace {
-
-step_sequence seq(uint64_t id, int32_t computed, int32_t n, std::vector<int32_t> table, bool logits = true) {
-  step_sequence s;
-  s.seq_id = id;
-  s.num_computed_tokens = computed;
-  s.num_new_tokens = n;
-  s.needs_logits = logits;
-  s.block_table = std::move(table);
-  return s;
-}
 
 step_batch two_sequences() {
   step_batch b;
   const int32_t prompt[5] = {1, 2, 3, 4, 5}, decode[1] = {9};
-  b.add(seq(1, 3, 5, {4, 7}, false), prompt); // positions 3..7, block size 4: blocks 4, 7
-  b.add(seq(2, 6, 1, {0, 1}), decode);        // position 6: block 1, slot 2
+  b.add(make_sequence(1, 3, 5, {4, 7}, false), prompt); // positions 3..7, block size 4: blocks 4, 7
+  b.add(make_sequence(2, 6, 1, {0, 1}, true), decode);     // position 6: block 1, slot 2
   return b;
 }
 

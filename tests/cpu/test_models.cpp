@@ -115,6 +115,17 @@ std::unique_ptr<backend> temp_model::load(const cpu_backend_options& options) co
   return make_cpu_backend(dir_, o);
 }
 
+step_sequence make_sequence(uint64_t id, int32_t computed, int32_t new_tokens, std::vector<int32_t> block_table,
+                            bool needs_logits) {
+  step_sequence s;
+  s.seq_id = id;
+  s.num_computed_tokens = computed;
+  s.num_new_tokens = new_tokens;
+  s.needs_logits = needs_logits;
+  s.block_table = std::move(block_table);
+  return s;
+}
+
 std::vector<float> step_logits(backend& b, const step_batch& step) {
   sequence_sampling_state greedy;
   greedy.params.temperature = 0.0f;

@@ -45,6 +45,10 @@ private:
   std::filesystem::path dir_;
 };
 
+/// A step_sequence with these fields.
+step_sequence make_sequence(uint64_t id, int32_t computed, int32_t new_tokens, std::vector<int32_t> block_table,
+                            bool needs_logits);
+
 /// Runs one step and returns the raw logits [num_logits, vocab] (greedy sampling).
 std::vector<float> step_logits(backend& b, const step_batch& step);
 
