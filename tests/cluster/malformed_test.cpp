@@ -31,7 +31,7 @@ TEST_CASE("malformed or truncated cross-node payloads are rejected and the node 
   REQUIRE(a.ready());
 
   // Raw garbage and a truncated BASP header on the cluster port: CAF drops the connection.
-  for (const std::string bytes : {std::string("GET / HTTP/1.1\r\n\r\n"), std::string(13, '\x01'),
+  for (const std::string& bytes : {std::string("GET / HTTP/1.1\r\n\r\n"), std::string(13, '\x01'),
                                   std::string(4096, '\xff')}) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
@@ -81,7 +81,7 @@ TEST_CASE("malformed or truncated cross-node payloads are rejected and the node 
   self->send(*remote, load_atom_v, std::string("\xc1"));
   self->send(*remote, output_atom_v, good.substr(0, 5));
   self->send(*remote, migrate_atom_v, std::string());
-  self->send(*remote, cancel_atom_v, std::string("\xff\xff"));
+  self->send(*remote, actorserve::cluster::cancel_atom_v, std::string("\xff\xff"));
   self->send(*remote, int32_t(42), std::string("unexpected"));
   // A well-formed forwarded request still runs and streams its outputs back to us.
   decode(ask(self, *remote, forward_atom_v, good), r);
