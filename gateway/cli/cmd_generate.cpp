@@ -8,6 +8,7 @@
 
 #include "actors/engine.hpp"
 #include "actors/tokenizer_detokenizer.hpp"
+#include "gateway/model_location.hpp"
 #include "model/cpu_backend.hpp"
 #include "model/error.hpp"
 #include "model/tokenizer/tokenizer.hpp"
@@ -309,7 +310,8 @@ const command_registrar registrar{
     "generate", "Generate offline through the actor engine on the CPU backend (--prompts FILE or --prompt-ids)",
     [](CLI::App& app) -> std::function<int()> {
       auto a = std::make_shared<generate_args>();
-      app.add_option("--model", a->model_dir, "model folder (config.json + safetensors [+ tokenizer.json])")->required();
+      app.add_option("--model", a->model_dir,
+                     "model folder (config.json + safetensors [+ tokenizer.json]); default: the bundled demo model");
       auto* ids = app.add_option("--prompt-ids", a->prompt_ids, "one prompt of token ids, comma-separated, e.g. 1,2,3");
       auto* file = app.add_option("--prompts", a->prompts_file, "JSON lines file of requests, all submitted at once");
       ids->excludes(file);
@@ -334,6 +336,8 @@ const command_registrar registrar{
       app.add_option("--threads", a->threads, "threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
       return [a, seed] {
         a->has_seed = seed->count() > 0;
+        if (a->model_dir.empty())
+          a->model_dir = gateway::default_model_dir().string();
         if (!a->prompts_file.empty())
           return run_prompts_file(*a);
         if (!a->prompt_ids.empty())
