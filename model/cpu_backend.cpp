@@ -14,6 +14,7 @@
 #include "model/thread_pool.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -38,12 +39,17 @@ void grow(std::vector<float>& v, int64_t n) {
 }
 
 int32_t default_num_blocks(const model_config& c, const cpu_backend_options& o) {
+  if (o.block_size <= 0)
+    throw model_error("block_size must be positive, got " + std::to_string(o.block_size));
   if (o.num_blocks > 0)
     return o.num_blocks;
   int64_t tokens = o.max_kv_tokens;
   if (tokens <= 0)
     tokens = std::min<int64_t>(4 * std::max<int64_t>(c.max_position_embeddings, 1), 65536);
-  return int32_t((tokens + o.block_size - 1) / o.block_size);
+  const int64_t blocks = (tokens + o.block_size - 1) / o.block_size;
+  if (blocks > INT32_MAX)
+    throw model_error("max_kv_tokens " + std::to_string(tokens) + " needs more than 2^31 blocks");
+  return int32_t(blocks);
 }
 
 class cpu_backend final : public backend {

@@ -168,6 +168,9 @@ TEST_CASE("bad steps raise model_error and leave the backend usable") {
   CHECK_THAT(error_of(s), Catch::Contains("vocabulary"));
   CHECK_THAT(error_of(good, 0), Catch::Contains("sampling states"));
   CHECK_THAT(error_of(step_batch{}), Catch::Contains("no sequences"));
+  cpu_backend_options bad;
+  bad.block_size = 0;
+  CHECK_THROWS_AS(m.load(bad), model_error);
 
   // After all that the backend still computes what a fresh one does.
   const auto logits = step_logits(*b, good);
