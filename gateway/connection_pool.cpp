@@ -2,7 +2,23 @@
 
 #include <algorithm>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 namespace actorserve::gateway {
+
+namespace {
+
+// After a burst, the memory the connection threads used is free but stays in glibc's per-thread
+// arenas; give it back to the system once the pool is idle again.
+void release_free_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+} // namespace
 
 connection_pool::connection_pool(size_t min_threads, size_t max_threads, std::chrono::milliseconds idle_timeout)
     : min_threads_(min_threads), max_threads_(std::max<size_t>(1, std::max(min_threads, max_threads))),
@@ -45,6 +61,8 @@ void connection_pool::worker() {
     --num_idle_;
     if (!woke && threads_.size() - exited_.size() > min_threads_) {
       exited_.push_back(std::this_thread::get_id());
+      if (threads_.size() - exited_.size() == min_threads_ && num_busy_ == 0)
+        release_free_memory();
       return;
     }
     if (jobs_.empty()) {

@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -83,6 +85,19 @@ struct response_job {
   access_record record;
 };
 
+// httplib 0.11 listens with a backlog of 5: a burst of clients connecting at once (hundreds of
+// streams starting together) overflows it and the kernel drops or resets their connections.
+// Linux lets listen() be called again on a listening socket to enlarge the queue.
+class listening_server : public httplib::Server {
+public:
+  void enlarge_backlog(int backlog) {
+    if (svr_sock_ != INVALID_SOCKET && ::listen(svr_sock_, backlog) != 0)
+      spdlog::warn("cannot enlarge the listen backlog to {}: {}", backlog, std::strerror(errno));
+  }
+};
+
+constexpr int listen_backlog = 4096; // the kernel caps it at net.core.somaxconn
+
 } // namespace
 
 struct http_server::impl {
@@ -91,7 +106,7 @@ struct http_server::impl {
   http_server& self;
   server_options options;
   server_metrics& metrics;
-  httplib::Server server;
+  listening_server server;
   std::atomic<engine*> eng{nullptr};
   std::atomic<const text_frontend*> frontend{nullptr};
   std::function<submit_result(generate_request, output_sink)> route_submit; // route_through
@@ -347,7 +362,7 @@ http_server::http_server(server_options options, server_metrics& metrics)
   impl& d = *impl_;
   const server_options& o = d.options;
   d.server.new_task_queue = [min = o.min_threads, max = o.max_threads] {
-    return new connection_pool(min, max, std::chrono::seconds(30));
+    return new connection_pool(min, max, std::chrono::seconds(10)); // idle threads leave after 10 s
   };
   d.server.set_payload_max_length(o.max_body_bytes);
   d.server.set_read_timeout(o.read_timeout.count(), 0);
@@ -365,11 +380,13 @@ int http_server::bind() {
     if (port < 0)
       throw std::runtime_error("cannot bind to " + d.options.host + " (any port)");
     d.options.port = port;
+    d.server.enlarge_backlog(listen_backlog);
     return port;
   }
   if (!d.server.bind_to_port(d.options.host, d.options.port))
     throw std::runtime_error("cannot bind to " + d.options.host + ":" + std::to_string(d.options.port) +
                              " (in use, or not an address of this machine)");
+  d.server.enlarge_backlog(listen_backlog);
   return d.options.port;
 }
 
