@@ -26,6 +26,12 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 using nlohmann::json;
 
+std::string fmt_rate(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", rate);
+  return buf;
+}
+
 double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
@@ -188,7 +194,7 @@ int run_serve_bench(const serve_bench_options& o_in) {
   const size_t workers = std::min<size_t>(o.max_concurrency > 0 ? size_t(o.max_concurrency) : dataset.size(), 2048);
   std::printf("bench serve: %zu requests to %s%s (model %s), request rate %s, burstiness %.2f, max concurrency %s\n",
               dataset.size(), o.base_url.c_str(), o.endpoint.c_str(), o.model.c_str(),
-              std::isfinite(o.request_rate) ? std::to_string(o.request_rate).c_str() : "inf", o.burstiness,
+              std::isfinite(o.request_rate) ? fmt_rate(o.request_rate).c_str() : "inf", o.burstiness,
               o.max_concurrency > 0 ? std::to_string(o.max_concurrency).c_str() : "none");
   std::fflush(stdout);
 
