@@ -12,12 +12,13 @@ in CI without transformers. On a machine that has transformers, `transformers` m
 the same conversations through AutoTokenizer.apply_chat_template to check this script.
 
 Modes (all write JSON to --out, or stdout):
-  cases --conversations FILE [--now EPOCH] SOURCE...
+  cases --conversations FILE [--only NAME,...] [--now EPOCH] SOURCE...
       SOURCE is a tokenizer folder (tokenizer_config.json, chat_template.jinja). For every
-      conversation, with add_generation_prompt false then true:
-      {"SOURCE": [{"conversation": NAME, "add_generation_prompt": B, "output": TEXT}
-                  | {..., "error": MESSAGE, "error_type": PYTHON_EXCEPTION_NAME}], ...}
-      A folder without a chat template gives {"SOURCE": {"error": ...}}.
+      conversation (or those named by --only), with add_generation_prompt false then true:
+      {"FOLDER_NAME": [{"conversation": NAME, "add_generation_prompt": B, "output": TEXT}
+                       | {..., "error": MESSAGE, "error_type": PYTHON_EXCEPTION_NAME}], ...}
+      keyed by the folder's last path component. A folder without a chat template gives
+      {"FOLDER_NAME": {"error": ...}}.
   features --features FILE --context FILE [--now EPOCH]
       Renders each template of a feature file (see tests/fixtures/chat_template/features.txt)
       with the default context updated by the feature's own context:
@@ -122,6 +123,16 @@ def select_template(templates, has_tools):
     return templates["default"]
 
 
+_compiled = {}
+
+
+def compile_cached(env, template):
+    """Compiling is most of the cost of a rendering; each template is compiled once."""
+    if template not in _compiled:
+        _compiled[template] = env.from_string(template)
+    return _compiled[template]
+
+
 def render_result(render):
     try:
         return {"output": render()}
@@ -130,7 +141,7 @@ def render_result(render):
 
 
 def render_conversation(env, template, special, conversation, add_generation_prompt):
-    compiled = env.from_string(template)
+    compiled = compile_cached(env, template)
     kwargs = dict(special)
     kwargs.update(conversation.get("extra") or {})
     return compiled.render(messages=conversation["messages"], tools=conversation.get("tools"), documents=None,
@@ -140,12 +151,16 @@ def render_conversation(env, template, special, conversation, add_generation_pro
 def run_cases(args):
     with open(args.conversations, encoding="utf-8") as f:
         conversations = json.load(f)
+    if args.only:
+        wanted = args.only.split(",")
+        conversations = [c for c in conversations if c["name"] in wanted]
     env = make_environment(args.now)
     out = {}
     for source in args.sources:
+        key = os.path.basename(os.path.normpath(source))
         templates, special = load_tokenizer_folder(source)
         if not templates:
-            out[source] = {"error": "no chat template", "error_type": "ValueError"}
+            out[key] = {"error": "no chat template", "error_type": "ValueError"}
             continue
         results = []
         for conversation in conversations:
@@ -154,7 +169,7 @@ def run_cases(args):
                 r = render_result(lambda: render_conversation(env, template, special, conversation, agp))
                 r.update({"conversation": conversation["name"], "add_generation_prompt": agp})
                 results.append(r)
-        out[source] = results
+        out[key] = results
     return out
 
 
@@ -176,7 +191,7 @@ def run_transformers(args):
                 r = render_result(render)
                 r.update({"conversation": conversation["name"], "add_generation_prompt": agp})
                 results.append(r)
-        out[source] = results
+        out[os.path.basename(os.path.normpath(source))] = results
     return out
 
 
@@ -221,6 +236,7 @@ def main():
     parser.add_argument("mode", choices=["cases", "features", "transformers"])
     parser.add_argument("sources", nargs="*", help="tokenizer folders (cases, transformers)")
     parser.add_argument("--conversations")
+    parser.add_argument("--only", help="comma-separated conversation names (cases)")
     parser.add_argument("--features")
     parser.add_argument("--context")
     parser.add_argument("--now", type=float, default=None, help="seconds since the epoch for strftime_now")

@@ -26,6 +26,9 @@ compiled_template compiled_template::parse(std::string_view source, const templa
 std::string compiled_template::render(const nlohmann::ordered_json& context, const render_options& options) const {
   if (!context.is_object())
     throw template_error(template_error_kind::type, "the render context must be a JSON object");
+  if (json_nested_deeper_than(context, max_value_depth + 1))
+    throw template_error(template_error_kind::limit,
+                         "render context nested deeper than " + std::to_string(max_value_depth) + " levels");
   auto root = std::make_shared<frame>();
   for (const auto& [name, v] : context.items())
     root->set(name, from_json(v));
@@ -157,6 +160,10 @@ std::string render_chat(const compiled_template& tmpl, const chat_request& reque
     throw template_error(template_error_kind::type, "'tools' must be a list of tool definitions");
   if (!request.extra_context.is_object())
     throw template_error(template_error_kind::type, "extra template variables must be a JSON object");
+  for (const auto* part : {&request.messages, &request.tools, &request.extra_context})
+    if (json_nested_deeper_than(*part, max_value_depth))
+      throw template_error(template_error_kind::limit,
+                           "request JSON nested deeper than " + std::to_string(max_value_depth) + " levels");
   nlohmann::ordered_json context = nlohmann::ordered_json::object();
   context["messages"] = request.messages;
   context["tools"] = request.tools;

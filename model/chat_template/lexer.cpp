@@ -86,11 +86,19 @@ private:
     throw template_error(template_error_kind::syntax, message, t.line, t.column);
   }
 
-  void locate(std::size_t offset, token& t) const {
+  /// Line and column (in code points) of a byte offset. Tokens come in increasing order,
+  /// so the column is counted on from the previous token: linear over one long line.
+  void locate(std::size_t offset, token& t) {
     auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset);
     std::size_t line_start = *(it - 1);
     t.line = static_cast<int>(it - line_starts_.begin());
-    t.column = static_cast<int>(py::code_point_count(std::string_view(src_).substr(line_start, offset - line_start))) + 1;
+    if (cursor_offset_ < line_start || cursor_offset_ > offset) {
+      cursor_offset_ = line_start;
+      cursor_column_ = 1;
+    }
+    cursor_column_ += py::code_point_count(std::string_view(src_).substr(cursor_offset_, offset - cursor_offset_));
+    cursor_offset_ = offset;
+    t.column = static_cast<int>(cursor_column_);
   }
 
   void push(token_type type, std::string text, std::size_t offset) {
@@ -504,6 +512,8 @@ private:
 
   std::string src_;
   std::vector<std::size_t> line_starts_;
+  std::size_t cursor_offset_ = 0;
+  std::size_t cursor_column_ = 1;
   std::vector<token> tokens_;
 };
 

@@ -122,7 +122,11 @@ private:
     return next().text;
   }
 
-  /// Bounds recursion of the parser (and so of the interpreter over the tree it builds).
+  /// Operator chains (a + b + c ...) are parsed in loops but evaluated recursively: their
+  /// tree height has its own, larger bound.
+  int max_tree_height() const { return 8 * max_depth_; }
+
+  /// Bounds recursion of the parser: nested blocks, brackets and prefix operators.
   struct depth_guard {
     parser& p;
     explicit depth_guard(parser& owner) : p(owner) {
@@ -156,8 +160,8 @@ private:
       see(c);
     see(e->args.star_args), see(e->args.star_kwargs);
     e->depth = h + 1;
-    if (e->depth > max_depth_)
-      fail("expression nested deeper than " + std::to_string(max_depth_) + " levels");
+    if (e->depth > max_tree_height())
+      fail("expression nested deeper than " + std::to_string(max_tree_height()) + " levels");
     return e;
   }
 
@@ -466,18 +470,24 @@ private:
 
   // ---- expressions ----
 
-  expr_ptr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
+  /// Every nested expression (brackets, call and filter arguments, subscripts) comes through
+  /// here, so this is where nesting is counted.
+  expr_ptr parse_expression(bool with_condexpr) {
+    depth_guard guard(*this);
+    return with_condexpr ? parse_condexpr() : parse_or();
+  }
 
   expr_ptr parse_condexpr() {
-    depth_guard guard(*this);
     int line = current().line;
     expr_ptr body = parse_or();
     while (skip_name("if")) {
       ++soft_depth_;
       auto cond = make(expr_kind::conditional, line);
       cond->second = parse_or();
-      if (skip_name("else"))
+      if (skip_name("else")) {
+        depth_guard guard(*this);
         cond->third = parse_condexpr();
+      }
       --soft_depth_;
       cond->first = std::move(body);
       body = finish(std::move(cond));
@@ -593,9 +603,9 @@ private:
   }
 
   expr_ptr parse_unary(bool with_filter) {
-    depth_guard guard(*this);
     expr_ptr e;
     if (is_op("-") || is_op("+")) {
+      depth_guard guard(*this);
       const token& t = next();
       e = make(t.text == "-" ? expr_kind::negate : expr_kind::positive, t.line);
       e->first = parse_unary(false);
@@ -610,7 +620,6 @@ private:
   }
 
   expr_ptr parse_primary() {
-    depth_guard guard(*this);
     const token& t = current();
     if (t.type == token_type::name) {
       next();

@@ -216,7 +216,7 @@ std::string type_name(const value& v) {
 
 std::string object_type_text(const value& v) { return v.is_none() ? "None" : type_name(v) + " object"; }
 
-std::string object_description(const value& v) { return "'" + object_type_text(v) + "'"; }
+std::string object_description(const value& v) { return std::string("'").append(object_type_text(v)).append("'"); }
 
 std::string format_float(double f) {
   if (std::isnan(f))
@@ -622,6 +622,21 @@ struct json_writer {
 } // namespace
 
 value from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
+
+bool json_nested_deeper_than(const nlohmann::ordered_json& j, int max_depth) {
+  std::vector<std::pair<const nlohmann::ordered_json*, int>> pending{{&j, 0}};
+  while (!pending.empty()) {
+    auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (!node->is_structured())
+      continue;
+    if (depth >= max_depth)
+      return true;
+    for (const auto& child : *node)
+      pending.emplace_back(&child, depth + 1);
+  }
+  return false;
+}
 
 std::string to_json(const value& v, const json_dump_options& options) {
   json_writer writer{options, {}, {}, {}};

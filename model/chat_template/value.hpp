@@ -201,6 +201,9 @@ std::string hash_key(const value& v);
 
 /// The template's view of a JSON document (objects keep their key order, as json.loads does).
 value from_json(const nlohmann::ordered_json& j);
+/// Whether `j` nests arrays/objects deeper than `max_depth`, found without recursion (copying
+/// or converting a hostile, deeply nested request recursively could exhaust the stack).
+bool json_nested_deeper_than(const nlohmann::ordered_json& j, int max_depth);
 
 struct json_dump_options {
   std::optional<std::string> indent; // None: one line

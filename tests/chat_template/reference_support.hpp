@@ -8,8 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -35,6 +37,13 @@ inline std::string read_file(const std::filesystem::path& p) {
 }
 
 inline ojson read_json(const std::filesystem::path& p) { return ojson::parse(read_file(p)); }
+
+/// strftime_now uses local time, in Python as here: the reference tests pin the zone to UTC
+/// (the committed expectations were made in UTC; the spawned Python inherits it).
+inline void use_utc() {
+  ::setenv("TZ", "UTC", 1);
+  ::tzset();
+}
 
 inline ct::render_options reference_options() {
   ct::render_options options;
@@ -125,8 +134,10 @@ inline ojson render_features(const std::vector<feature_case>& cases, const ojson
   return out;
 }
 
-/// actorserve's counterpart of the script's `cases` mode for one tokenizer folder.
-inline ojson render_cases(const std::filesystem::path& folder, const ojson& conversations) {
+/// actorserve's counterpart of the script's `cases` mode for one tokenizer folder; `only`
+/// restricts the conversations as the script's --only does.
+inline ojson render_cases(const std::filesystem::path& folder, const ojson& conversations,
+                          const std::vector<std::string>& only = {}) {
   ct::chat_template_config config;
   try {
     config = ct::load_chat_template_config(folder);
@@ -135,6 +146,8 @@ inline ojson render_cases(const std::filesystem::path& folder, const ojson& conv
   }
   ojson results = ojson::array();
   for (const auto& conversation : conversations) {
+    if (!only.empty() && std::find(only.begin(), only.end(), conversation["name"].get<std::string>()) == only.end())
+      continue;
     ct::chat_request request;
     request.messages = conversation["messages"];
     request.tools = conversation.value("tools", ojson(nullptr));
