@@ -129,6 +129,7 @@ void run_step(scheduler_pointer self, step_plan plan) {
               ++st.num_executor_failures;
             int64_t start = thread_cpu_ns();
             st.policy->apply(result);
+            dispatch(self); // token events to request actors count as scheduler work
             st.cpu_ns += thread_cpu_ns() - start;
             finish_iteration(self);
           },

@@ -56,9 +56,9 @@ void scheduler_policy::add_request(const generate_request& req) {
   r.seq_ids.push_back(s->seq_id);
   num_prompt_tokens_ += s->prompt_len;
   ++num_unadmitted_;
+  s->request = &requests_.emplace(req.id, std::move(r)).first->second;
   enqueue(*s);
   seqs_.emplace(s->seq_id, std::move(s));
-  requests_.emplace(req.id, std::move(r));
 }
 
 bool scheduler_policy::has_work() const {
@@ -69,23 +69,24 @@ bool scheduler_policy::has_housekeeping() const {
   return !pending_free_.empty() || !pending_drop_.empty() || !pending_commits_.empty();
 }
 
-token_event& scheduler_policy::event_for(uint64_t request_id) {
-  token_event& e = events_[request_id];
-  e.request_id = request_id;
-  if (auto it = requests_.find(request_id); it != requests_.end()) {
-    e.first_scheduled_us = it->second.first_scheduled_us;
-    e.num_cached_prompt_tokens = it->second.num_cached_prompt_tokens;
-    e.num_preemptions = it->second.num_preemptions;
+token_event& scheduler_policy::event_for(request_entry& r) {
+  if (r.event_epoch != event_epoch_) {
+    r.event_epoch = event_epoch_;
+    r.event_slot = events_.size();
+    events_.emplace_back();
   }
+  token_event& e = events_[r.event_slot];
+  e.request_id = r.id;
+  e.first_scheduled_us = r.first_scheduled_us;
+  e.num_cached_prompt_tokens = r.num_cached_prompt_tokens;
+  e.num_preemptions = r.num_preemptions;
   return e;
 }
 
 std::vector<token_event> scheduler_policy::take_events() {
-  std::vector<token_event> out;
-  out.reserve(events_.size());
-  for (auto& [id, e] : events_)
-    out.push_back(std::move(e));
+  std::vector<token_event> out = std::move(events_);
   events_.clear();
+  ++event_epoch_; // every request's slot is stale now
   return out;
 }
 
@@ -144,7 +145,7 @@ void scheduler_policy::abort_request(uint64_t request_id, engine_errc error, con
   if (it == requests_.end())
     return;
   if (notify) {
-    token_event& e = event_for(request_id);
+    token_event& e = event_for(it->second);
     e.error = error;
     e.error_message = message;
     for (uint64_t id : it->second.seq_ids) {
@@ -214,6 +215,7 @@ void scheduler_policy::fork(sequence& parent, capacity_request& cap) {
     auto child = std::make_unique<sequence>();
     child->seq_id = next_seq_id_++;
     child->request_id = parent.request_id;
+    child->request = parent.request;
     child->choice = choice;
     child->tokens = parent.tokens;
     child->prompt_len = parent.prompt_len;
@@ -420,6 +422,9 @@ step_plan scheduler_policy::build(const capacity_reply& reply) {
   if (!plan.seqs.empty())
     ++num_steps_;
   last_step_ = plan.seqs;
+  last_step_seqs_.clear();
+  for (const auto& sc : plan.seqs)
+    last_step_seqs_.push_back(seqs_.at(sc.seq_id).get());
   plan_running_.clear();
   plan_admit_.clear();
   return plan;
@@ -432,17 +437,17 @@ void scheduler_policy::apply(const step_result& result) {
   }
   size_t next_sample = 0;
   const int32_t bs = config_.block_size;
-  for (const auto& sc : last_step_) {
+  for (size_t i = 0; i < last_step_.size(); ++i) {
+    const scheduled_sequence& sc = last_step_[i];
     const sampled_wire* sample = nullptr;
     if (sc.needs_logits) {
       if (next_sample >= result.sampled.size() || result.sampled[next_sample].seq_id != sc.seq_id)
         throw std::logic_error("scheduler_policy: step result does not match the step's sequences");
       sample = &result.sampled[next_sample++];
     }
-    auto it = seqs_.find(sc.seq_id);
-    if (it == seqs_.end())
+    sequence& s = *last_step_seqs_[i]; // alive until the next propose(), even if released
+    if (s.released)
       continue; // finished or aborted while the step ran
-    sequence& s = *it->second;
     s.num_computed += sc.num_new;
     s.suspect = false;
     if (config_.enable_prefix_caching) {
@@ -454,10 +459,10 @@ void scheduler_policy::apply(const step_result& result) {
     }
     if (!sample)
       continue;
-    request_entry& r = requests_.at(s.request_id);
+    request_entry& r = *s.request;
     s.tokens.push_back(sample->token);
     ++num_generation_tokens_;
-    token_event& e = event_for(s.request_id);
+    token_event& e = event_for(r);
     auto c = std::find_if(e.choices.begin(), e.choices.end(), [&](const choice_tokens& ct) { return ct.index == s.choice; });
     if (c == e.choices.end()) {
       e.choices.push_back({});

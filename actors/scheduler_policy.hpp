@@ -44,9 +44,12 @@ struct scheduler_config {
 
 enum class seq_status { waiting, running, swapped };
 
+struct request_entry;
+
 struct sequence {
   uint64_t seq_id = 0;
   uint64_t request_id = 0;
+  request_entry* request = nullptr; // stable: entries live in an unordered_map
   int32_t choice = 0;
   std::vector<int32_t> tokens; // prompt, then outputs
   int32_t prompt_len = 0;
@@ -69,6 +72,25 @@ struct sequence {
   /// The count num_computed catches up to: all tokens, or all but the last before a fork.
   int32_t target() const { return fork_pending ? prompt_len - 1 : num_tokens(); }
 };
+
+/// A request as the scheduler tracks it (owned by scheduler_policy).
+struct request_entry {
+  uint64_t id = 0;
+  int32_t n = 1;
+  std::vector<uint64_t> seq_ids;   // [n] once forked, [1] before
+  int32_t num_live = 1;            // choices not finished
+  int32_t max_tokens = 0;
+  int32_t min_tokens = 0;
+  bool ignore_eos = false;
+  std::vector<int32_t> stop_token_ids;
+  int64_t first_scheduled_us = -1;
+  int32_t num_cached_prompt_tokens = 0;
+  int32_t num_preemptions = 0;
+  bool counted_admitted = false;
+  uint64_t event_epoch = 0; // events_[event_slot] is this request's event when equal to the policy's epoch
+  size_t event_slot = 0;
+};
+
 
 class scheduler_policy {
 public:
@@ -114,26 +136,11 @@ public:
 private:
   using queue_key = std::tuple<int32_t, uint64_t, int32_t, uint64_t>; // priority, arrival, choice, id
 
-  struct request_entry {
-    uint64_t id = 0;
-    int32_t n = 1;
-    std::vector<uint64_t> seq_ids;   // [n] once forked, [1] before
-    int32_t num_live = 1;            // choices not finished
-    int32_t max_tokens = 0;
-    int32_t min_tokens = 0;
-    bool ignore_eos = false;
-    std::vector<int32_t> stop_token_ids;
-    int64_t first_scheduled_us = -1;
-    int32_t num_cached_prompt_tokens = 0;
-    int32_t num_preemptions = 0;
-    bool counted_admitted = false;
-  };
-
   struct planned { sequence* seq; int32_t num_new; };
 
   static queue_key key_of(const sequence& s) { return {s.priority_key, s.arrival_order, s.choice, s.seq_id}; }
   int32_t seats_of(const sequence& s) const;
-  token_event& event_for(uint64_t request_id);
+  token_event& event_for(request_entry& r);
   void enqueue(sequence& s);
   void dequeue(sequence& s);
   void insert_running(sequence& s);
@@ -157,7 +164,9 @@ private:
   std::vector<planned> plan_running_;        // proposed for running sequences, in step order
   std::vector<std::pair<sequence*, int32_t>> plan_admit_; // candidates and their budget
   std::vector<scheduled_sequence> last_step_;
-  std::unordered_map<uint64_t, token_event> events_;
+  std::vector<sequence*> last_step_seqs_;    // parallel to last_step_; released ones are skipped
+  std::vector<token_event> events_;
+  uint64_t event_epoch_ = 1;
   std::vector<std::unique_ptr<sequence>> graveyard_; // released this iteration, still pointed to
   uint64_t next_seq_id_ = 1;
   uint64_t next_arrival_ = 0;
