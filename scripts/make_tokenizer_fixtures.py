@@ -39,6 +39,7 @@ from tokenizers import Tokenizer  # noqa: E402
 
 REAL = ["llama3", "qwen3", "deepseek_v3", "llama2", "mistral_nemo"]
 
+
 def load_variants(path):
     """The variants: a real tokenizer.json with top-level parts replaced ("set"), model fields
     replaced ("model_set") and added tokens appended ("added_append"). Strip decoders keep
