@@ -103,21 +103,8 @@ class replace_decoder final : public decoder {
 public:
   replace_decoder(const std::string& pattern, std::string content) : regex_(pattern), content_(std::move(content)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
-    std::vector<std::pair<size_t, size_t>> matches;
-    for (auto& t : tokens) {
-      regex_.find_all(t, matches);
-      if (matches.empty())
-        continue;
-      std::string out;
-      size_t last = 0;
-      for (auto [begin, end] : matches) {
-        out.append(t, last, begin - last);
-        out.append(content_);
-        last = end;
-      }
-      out.append(t, last, std::string::npos);
-      t = std::move(out);
-    }
+    for (auto& t : tokens)
+      regex_.replace_all(t, content_);
   }
 
 private:

@@ -89,22 +89,7 @@ class replace_normalizer final : public normalizer {
 public:
   replace_normalizer(const std::string& pattern, std::string content)
       : regex_(pattern), content_(std::move(content)) {}
-  void normalize(std::string& text) const override {
-    thread_local std::vector<std::pair<size_t, size_t>> matches;
-    regex_.find_all(text, matches);
-    if (matches.empty())
-      return;
-    std::string out;
-    out.reserve(text.size());
-    size_t last = 0;
-    for (auto [begin, end] : matches) {
-      out.append(text, last, begin - last);
-      out.append(content_);
-      last = end;
-    }
-    out.append(text, last, std::string::npos);
-    text = std::move(out);
-  }
+  void normalize(std::string& text) const override { regex_.replace_all(text, content_); }
 
 private:
   regex regex_;

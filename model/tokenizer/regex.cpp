@@ -94,6 +94,23 @@ void regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t
   }
 }
 
+void regex::replace_all(std::string& text, std::string_view content) const {
+  thread_local std::vector<std::pair<size_t, size_t>> matches;
+  find_all(text, matches);
+  if (matches.empty())
+    return;
+  std::string out;
+  out.reserve(text.size());
+  size_t last = 0;
+  for (auto [begin, end] : matches) {
+    out.append(text, last, begin - last);
+    out.append(content);
+    last = end;
+  }
+  out.append(text, last, std::string::npos);
+  text = std::move(out);
+}
+
 std::string translate_oniguruma_pattern(std::string_view pattern) {
   static constexpr std::string_view space_set = "\\t-\\r\\x{85}\\p{Z}";
   static constexpr std::string_view word_set = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";

@@ -25,6 +25,9 @@ public:
   /// An empty match advances by one character, as Oniguruma's iterator does.
   void find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>& matches) const;
 
+  /// Replaces every match in text by `content` (tokenizers' Replace normalizer and decoder).
+  void replace_all(std::string& text, std::string_view content) const;
+
   const std::string& pattern() const { return pattern_; }
 
 private:
