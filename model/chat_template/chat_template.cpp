@@ -29,9 +29,17 @@ std::string compiled_template::render(const nlohmann::ordered_json& context, con
   if (json_nested_deeper_than(context, max_value_depth + 1))
     throw template_error(template_error_kind::limit,
                          "render context nested deeper than " + std::to_string(max_value_depth) + " levels");
-  auto root = std::make_shared<frame>();
+  std::vector<std::pair<std::string, value>> variables;
   for (const auto& [name, v] : context.items())
-    root->set(name, from_json(v));
+    variables.emplace_back(name, from_json(v));
+  return render(std::move(variables), options);
+}
+
+std::string compiled_template::render(std::vector<std::pair<std::string, value>> variables,
+                                      const render_options& options) const {
+  auto root = std::make_shared<frame>();
+  for (auto& [name, v] : variables)
+    root->set(name, std::move(v));
   interpreter in(options);
   return in.render(*body_, std::move(root));
 }
@@ -164,19 +172,20 @@ std::string render_chat(const compiled_template& tmpl, const chat_request& reque
     if (json_nested_deeper_than(*part, max_value_depth))
       throw template_error(template_error_kind::limit,
                            "request JSON nested deeper than " + std::to_string(max_value_depth) + " levels");
-  nlohmann::ordered_json context = nlohmann::ordered_json::object();
-  context["messages"] = request.messages;
-  context["tools"] = request.tools;
-  context["documents"] = nullptr;
-  context["add_generation_prompt"] = request.add_generation_prompt;
+  // Converted straight from the request: a long conversation is not copied as JSON first.
+  std::vector<std::pair<std::string, value>> variables;
+  variables.emplace_back("messages", from_json(request.messages));
+  variables.emplace_back("tools", from_json(request.tools));
+  variables.emplace_back("documents", value::none());
+  variables.emplace_back("add_generation_prompt", value(request.add_generation_prompt));
   for (const auto& [key, v] : special_tokens.items())
-    context[key] = v;
+    variables.emplace_back(key, from_json(v));
   for (const auto& [key, v] : request.extra_context.items()) {
     if (key == "messages" || key == "tools" || key == "documents" || key == "add_generation_prompt")
       throw template_error(template_error_kind::type, "extra template variables may not set '" + key + "'");
-    context[key] = v;
+    variables.emplace_back(key, from_json(v));
   }
-  return tmpl.render(context, options);
+  return tmpl.render(std::move(variables), options);
 }
 
 std::string render_chat_template(std::string_view template_text, const nlohmann::ordered_json& messages,

@@ -29,6 +29,8 @@ public:
 
   /// Renders with the members of `context` (a JSON object) as top-level variables.
   std::string render(const nlohmann::ordered_json& context, const render_options& options = {}) const;
+  /// Renders with converted variables; a later variable of the same name wins.
+  std::string render(std::vector<std::pair<std::string, value>> variables, const render_options& options = {}) const;
 
 private:
   std::shared_ptr<const node_list> body_;

@@ -230,17 +230,33 @@ bool is_printable(char32_t c) {
 }
 
 std::string strip(std::string_view s, const std::optional<std::string>& chars, bool left, bool right) {
-  std::u32string cps = decode_utf8(s);
+  // Works on the bytes: only the code points at both ends are decoded (trim runs on every
+  // message of a long conversation).
   std::u32string set = chars ? decode_utf8(*chars) : std::u32string{};
   auto strippable = [&](char32_t c) { return chars ? set.find(c) != std::u32string::npos : is_space(c); };
-  std::size_t begin = 0, end = cps.size();
-  if (left)
-    while (begin < end && strippable(cps[begin]))
-      ++begin;
-  if (right)
-    while (end > begin && strippable(cps[end - 1]))
-      --end;
-  return encode_utf8(std::u32string_view(cps).substr(begin, end - begin));
+  std::size_t begin = 0, end = s.size();
+  if (left) {
+    while (begin < end) {
+      char32_t c;
+      std::size_t len = decode_one(s, begin, c);
+      if (len == 0 || !strippable(c))
+        break;
+      begin += len;
+    }
+  }
+  if (right) {
+    while (end > begin) {
+      std::size_t start = end - 1;
+      while (start > begin && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80)
+        --start;
+      char32_t c;
+      std::size_t len = decode_one(s, start, c);
+      if (len != end - start || !strippable(c))
+        break;
+      end = start;
+    }
+  }
+  return std::string(s.substr(begin, end - begin));
 }
 
 std::vector<std::string> split(std::string_view s, const std::optional<std::string>& sep, std::int64_t maxsplit) {
