@@ -671,9 +671,19 @@ caf::behavior cluster_node::impl::behave(caf::event_based_actor* self) {
       [=](drain_atom) {
         std::lock_guard lock(mu);
         const std::string report = encode(own_load());
-        for (auto& [name, p] : peers)
+        bool any_target = false;
+        for (auto& [name, p] : peers) {
           if (p.alive)
             self->send(p.handle, load_atom_v, report);
+          any_target = any_target || (p.alive && !p.load.draining);
+        }
+        // With no live peer to take them (a single replica, or the last one standing), moving
+        // requests would only abort them: they finish here, within the drain timeout.
+        if (!any_target) {
+          spdlog::info("cluster: draining with no live peer: {} running request(s) finish on this node",
+                       execs.size() + origins.size());
+          return;
+        }
         for (const auto& [engine_id, x] : execs)
           self->send(x.origin, migrate_atom_v, encode(migrate_msg{x.origin_id, x.attempt}));
         std::vector<uint64_t> local;
