@@ -104,12 +104,9 @@ model_config model_of(const executor_info& info) {
 
 engine::engine(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
-std::unique_ptr<engine> engine::start(engine_config config, backend_factory make_backend,
-                                      std::shared_ptr<const detokenizer> detok) {
-  auto p = std::make_unique<impl>();
-  p->own_config = make_config(false);
-  p->own_system = std::make_unique<caf::actor_system>(*p->own_config);
-  p->system = p->own_system.get();
+// Spawns a local executor and the engine's actors into p->system; p owns the system, or not.
+std::unique_ptr<engine> engine::start_local(std::unique_ptr<impl> p, const engine_config& config,
+                                            backend_factory make_backend, std::shared_ptr<const detokenizer> detok) {
   auto executor = spawn_executor(*p->system, std::move(make_backend));
   try {
     p->handles = spawn_engine(*p->system, config, executor, detok);
@@ -122,20 +119,20 @@ std::unique_ptr<engine> engine::start(engine_config config, backend_factory make
   return std::unique_ptr<engine>(new engine(std::move(p)));
 }
 
+std::unique_ptr<engine> engine::start(engine_config config, backend_factory make_backend,
+                                      std::shared_ptr<const detokenizer> detok) {
+  auto p = std::make_unique<impl>();
+  p->own_config = make_config(false);
+  p->own_system = std::make_unique<caf::actor_system>(*p->own_config);
+  p->system = p->own_system.get();
+  return start_local(std::move(p), config, std::move(make_backend), std::move(detok));
+}
+
 std::unique_ptr<engine> engine::start(caf::actor_system& system, engine_config config, backend_factory make_backend,
                                       std::shared_ptr<const detokenizer> detok) {
   auto p = std::make_unique<impl>();
   p->system = &system;
-  auto executor = spawn_executor(system, std::move(make_backend));
-  try {
-    p->handles = spawn_engine(system, config, executor, detok);
-  } catch (...) {
-    caf::anon_send_exit(executor, caf::exit_reason::user_shutdown);
-    throw;
-  }
-  p->detok = std::move(detok);
-  p->model = model_of(p->handles.info);
-  return std::unique_ptr<engine>(new engine(std::move(p)));
+  return start_local(std::move(p), config, std::move(make_backend), std::move(detok));
 }
 
 std::unique_ptr<engine> engine::start(engine_config config, remote_executor_address address,

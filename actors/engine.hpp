@@ -251,6 +251,8 @@ public:
 
 private:
   explicit engine(std::unique_ptr<impl> p);
+  static std::unique_ptr<engine> start_local(std::unique_ptr<impl> p, const engine_config& config,
+                                             backend_factory make_backend, std::shared_ptr<const detokenizer> detok);
   std::unique_ptr<impl> impl_;
 };
 

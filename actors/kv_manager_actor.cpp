@@ -1,19 +1,13 @@
 // The KV-block-manager actor: owns the kv_manager (block pool, prefix cache, block tables) of
 // one replica and answers the scheduler's one capacity request per iteration.
 #include "actors/engine_actors.hpp"
+#include "actors/cpu_time.hpp"
 #include "actors/kv_manager.hpp"
 
-#include <ctime>
 
 namespace actorserve {
 
 namespace {
-
-int64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 struct kv_manager_state {
   std::unique_ptr<kv_manager> kv;

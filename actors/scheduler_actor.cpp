@@ -2,22 +2,16 @@
 // iteration: propose -> one round trip with the kv manager -> build -> one round trip with the
 // executor -> apply -> token events to request actors. Requests, cancels and stop-string
 // finishes arrive between those round trips; the policy tolerates that by design.
+#include "actors/cpu_time.hpp"
 #include "actors/engine_actors.hpp"
 #include "actors/engine_shared.hpp"
 #include "actors/scheduler_policy.hpp"
 
-#include <ctime>
 #include <unordered_map>
 
 namespace actorserve {
 
 namespace {
-
-int64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 struct scheduler_state {
   std::unique_ptr<scheduler_policy> policy;

@@ -6,23 +6,17 @@
 
 #include "actors/engine.hpp"
 #include "actors/fake_backend.hpp"
+#include "actors/cpu_time.hpp"
 #include "actors/kv_manager.hpp"
 #include "actors/scheduler_policy.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <ctime>
 #include <iostream>
 
 namespace actorserve::cli {
 namespace {
-
-int64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 struct bench_args {
   int32_t num_seqs = 256;

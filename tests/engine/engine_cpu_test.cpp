@@ -35,8 +35,8 @@ backend_factory cpu_factory(int32_t num_blocks, int32_t num_host_blocks = 0) {
 std::vector<generate_request> demo_workload() {
   std::vector<generate_request> out;
   for (int i = 0; i < 10; ++i) {
-    auto prompt = prompt_tokens(4 + (i * 13) % 40, i, 4000);
-    out.push_back(make_request(uint64_t(i + 1), prompt, 12 + i % 5, i % 2 ? 0.8f : 0.0f, uint64_t(31 + i)));
+    auto prompt = prompt_of(4 + (i * 13) % 40, i, 4000);
+    out.push_back(request_of(uint64_t(i + 1), prompt, 12 + i % 5, i % 2 ? 0.8f : 0.0f, uint64_t(31 + i)));
     out.back().ignore_eos = true;
     out.back().sampling.top_k = i % 3 == 0 ? 20 : 0;
   }
@@ -67,8 +67,8 @@ TEST_CASE("CPU backend: concurrent requests equal each request alone", "[engine]
 
 TEST_CASE("CPU backend: greedy output equals the single-sequence loop", "[engine][cpu]") {
   auto e = engine::start(cpu_config(), cpu_factory(64));
-  auto prompt = prompt_tokens(21, 3, 4000);
-  auto req = make_request(1, prompt, 10);
+  auto prompt = prompt_of(21, 3, 4000);
+  auto req = request_of(1, prompt, 10);
   req.ignore_eos = true;
   auto got = run_all(*e, {req})[1];
   cpu_backend_options o;
@@ -106,7 +106,7 @@ TEST_CASE("CPU backend: the engine reproduces Hugging Face greedy output", "[eng
   std::map<uint64_t, std::vector<int32_t>> expected;
   uint64_t id = 1;
   for (const auto& c : fixture["cases"]) {
-    auto r = make_request(id, c["prompt_ids"].get<std::vector<int32_t>>(), int32_t(c["greedy_ids"].size()));
+    auto r = request_of(id, c["prompt_ids"].get<std::vector<int32_t>>(), int32_t(c["greedy_ids"].size()));
     r.ignore_eos = true; // the fixture runs through EOS
     expected[id] = c["greedy_ids"].get<std::vector<int32_t>>();
     reqs.push_back(r);
@@ -128,7 +128,7 @@ TEST_CASE("CPU backend: streamed text through the demo tokenizer equals the HF t
   uint64_t id = 1;
   for (const auto& c : fixture["cases"]) {
     auto ids = tok.encode(c["prompt"].get<std::string>(), true);
-    auto r = make_request(id++, std::vector<int32_t>(ids.begin(), ids.end()), int32_t(c["greedy_ids"].size()));
+    auto r = request_of(id++, std::vector<int32_t>(ids.begin(), ids.end()), int32_t(c["greedy_ids"].size()));
     CHECK(r.prompt_token_ids == c["prompt_ids"].get<std::vector<int32_t>>());
     r.ignore_eos = true;
     r.skip_special_tokens = false; // the fixture's text shows the special tokens

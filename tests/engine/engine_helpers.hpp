@@ -3,6 +3,7 @@
 
 #include "actors/engine.hpp"
 #include "actors/fake_backend.hpp"
+#include "tests/actors/sim.hpp" // prompt_of, request_of
 
 #include <catch2/catch.hpp>
 
@@ -81,26 +82,6 @@ inline fake_backend_options fake_options(int32_t num_blocks = 256) {
 
 inline backend_factory fake_factory(fake_backend_options o) {
   return [o] { return make_fake_backend(o); };
-}
-
-inline generate_request make_request(uint64_t id, std::vector<int32_t> prompt, int32_t max_tokens,
-                                     float temperature = 0.0f, uint64_t seed = 1, int32_t n = 1) {
-  generate_request r;
-  r.id = id;
-  r.prompt_token_ids = std::move(prompt);
-  r.max_tokens = max_tokens;
-  r.sampling.temperature = temperature;
-  r.sampling.seed = seed;
-  r.has_seed = true;
-  r.n = n;
-  return r;
-}
-
-inline std::vector<int32_t> prompt_tokens(int32_t n, int32_t salt, int32_t vocab = 64) {
-  std::vector<int32_t> v(n);
-  for (int32_t i = 0; i < n; ++i)
-    v[i] = 2 + (i * 7 + salt * 13 + i * salt) % (vocab - 2);
-  return v;
 }
 
 } // namespace actorserve::testing

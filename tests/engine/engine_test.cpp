@@ -13,7 +13,7 @@ namespace {
 std::vector<generate_request> mixed_workload(int count) {
   std::vector<generate_request> out;
   for (int i = 0; i < count; ++i)
-    out.push_back(make_request(uint64_t(i + 1), prompt_tokens(3 + (i * 11) % 41, i), 4 + (i * 5) % 19,
+    out.push_back(request_of(uint64_t(i + 1), prompt_of(3 + (i * 11) % 41, i), 4 + (i * 5) % 19,
                                i % 2 ? 0.9f : 0.0f, uint64_t(500 + i)));
   return out;
 }
@@ -88,7 +88,7 @@ TEST_CASE("cancel ends the stream and frees the blocks within an iteration", "[e
   o.step_delay = 2ms;
   auto e = engine::start(small_config(), fake_factory(o));
   output_queue q;
-  auto r = make_request(0, prompt_tokens(40, 1), 1000);
+  auto r = request_of(0, prompt_of(40, 1), 1000);
   auto res = e->submit(r, q.sink());
   REQUIRE(res);
   CHECK(res.request_id != 0);
@@ -116,7 +116,7 @@ TEST_CASE("a deadline aborts the request", "[engine]") {
   auto o = fake_options();
   o.step_delay = 2ms;
   auto e = engine::start(small_config(), fake_factory(o));
-  auto r = make_request(7, prompt_tokens(5, 1), 100000 / 64);
+  auto r = request_of(7, prompt_of(5, 1), 100000 / 64);
   r.deadline = engine_clock::now() + 100ms;
   auto out = run_all(*e, {r});
   CHECK(out[7].error == engine_errc::deadline_exceeded);
@@ -134,7 +134,7 @@ TEST_CASE("the waiting queue limit answers overloaded", "[engine]") {
   output_queue q;
   int accepted = 0, overloaded = 0;
   for (int i = 0; i < 10; ++i) {
-    auto res = e->submit(make_request(0, prompt_tokens(4, i), 50), q.sink());
+    auto res = e->submit(request_of(0, prompt_of(4, i), 50), q.sink());
     if (res)
       ++accepted;
     else if (res.error == engine_errc::overloaded)
@@ -148,18 +148,18 @@ TEST_CASE("the waiting queue limit answers overloaded", "[engine]") {
 TEST_CASE("invalid requests are refused with a reason", "[engine]") {
   auto e = engine::start(small_config(), fake_factory(fake_options()));
   output_queue q;
-  auto empty = make_request(0, {}, 5);
+  auto empty = request_of(0, {}, 5);
   auto res = e->submit(empty, q.sink());
   CHECK(res.error == engine_errc::invalid_request);
   CHECK(res.message.find("empty") != std::string::npos);
-  auto bad_token = make_request(0, {5, 64}, 5);
+  auto bad_token = request_of(0, {5, 64}, 5);
   CHECK(e->submit(bad_token, q.sink()).error == engine_errc::invalid_request);
-  auto too_long = make_request(0, prompt_tokens(4096, 1), 5);
+  auto too_long = request_of(0, prompt_of(4096, 1), 5);
   CHECK(e->submit(too_long, q.sink()).error == engine_errc::invalid_request);
-  auto stops = make_request(0, {5}, 5);
+  auto stops = request_of(0, {5}, 5);
   stops.stop = {"x"}; // no detokenizer
   CHECK(e->submit(stops, q.sink()).error == engine_errc::invalid_request);
-  auto top_p = make_request(0, {5}, 5);
+  auto top_p = request_of(0, {5}, 5);
   top_p.sampling.top_p = 0;
   CHECK(e->submit(top_p, q.sink()).error == engine_errc::invalid_request);
   CHECK_FALSE(q.pop(50ms)); // refused requests never reach the sink
@@ -171,7 +171,7 @@ TEST_CASE("an executor failure fails the guilty request and the engine keeps ser
   o.fail_on_token = 1999;
   auto e = engine::start(small_config(), fake_factory(o));
   auto reqs = mixed_workload(6);
-  auto poison = make_request(99, {2, 3, 1999, 4}, 5);
+  auto poison = request_of(99, {2, 3, 1999, 4}, 5);
   auto all = reqs;
   all.push_back(poison);
   auto out = run_all(*e, all);
@@ -180,7 +180,7 @@ TEST_CASE("an executor failure fails the guilty request and the engine keeps ser
   for (const auto& r : reqs)
     CHECK(out[r.id].error == engine_errc::none);
   CHECK(e->stats().num_executor_failures >= 1);
-  auto after = run_all(*e, {make_request(100, {5, 6, 7}, 4)});
+  auto after = run_all(*e, {request_of(100, {5, 6, 7}, 4)});
   CHECK(after[100].tokens[0].size() == 4);
 }
 
@@ -197,7 +197,7 @@ TEST_CASE("a backend that cannot be created fails start with its reason", "[engi
 TEST_CASE("stop strings end a choice and the scheduler stops computing it", "[engine]") {
   auto detok = std::make_shared<id_detokenizer>();
   auto e = engine::start(small_config(), fake_factory(fake_options()), detok);
-  auto r = make_request(1, prompt_tokens(6, 2), 30);
+  auto r = request_of(1, prompt_of(6, 2), 30);
   auto plain = run_all(*e, {r})[1];
   REQUIRE(plain.tokens[0].size() == 30);
   // Stop at the text of the 5th token (its first occurrence).
@@ -214,11 +214,11 @@ TEST_CASE("stop strings end a choice and the scheduler stops computing it", "[en
 
 TEST_CASE("n > 1 streams every choice with its own seed", "[engine]") {
   auto e = engine::start(small_config(), fake_factory(fake_options()));
-  auto r = make_request(1, prompt_tokens(9, 3), 12, 0.8f, 40, 3);
+  auto r = request_of(1, prompt_of(9, 3), 12, 0.8f, 40, 3);
   auto got = run_all(*e, {r})[1];
   REQUIRE(got.tokens.size() == 3);
   for (int32_t i = 0; i < 3; ++i) {
-    auto one = make_request(10 + uint64_t(i), r.prompt_token_ids, 12, 0.8f, 40 + uint64_t(i));
+    auto one = request_of(10 + uint64_t(i), r.prompt_token_ids, 12, 0.8f, 40 + uint64_t(i));
     auto alone = run_all(*e, {one})[one.id];
     CHECK(got.tokens[i] == alone.tokens[0]);
     CHECK(got.finish[i] == finish_reason::length);
@@ -232,10 +232,10 @@ TEST_CASE("drain waits for live requests, then refuses new ones", "[engine]") {
   auto e = engine::start(small_config(), fake_factory(o));
   output_queue q;
   for (int i = 0; i < 4; ++i)
-    REQUIRE(e->submit(make_request(0, prompt_tokens(5, i), 20), q.sink()));
+    REQUIRE(e->submit(request_of(0, prompt_of(5, i), 20), q.sink()));
   CHECK(e->drain(30s));
   CHECK(e->stats().num_finished_requests == 4);
-  CHECK(e->submit(make_request(0, {3}, 2), q.sink()).error == engine_errc::shutting_down);
+  CHECK(e->submit(request_of(0, {3}, 2), q.sink()).error == engine_errc::shutting_down);
 }
 
 TEST_CASE("stop aborts live requests with shutting_down", "[engine]") {
@@ -243,7 +243,7 @@ TEST_CASE("stop aborts live requests with shutting_down", "[engine]") {
   o.step_delay = 2ms;
   auto e = engine::start(small_config(), fake_factory(o));
   output_queue q;
-  REQUIRE(e->submit(make_request(0, prompt_tokens(5, 1), 100000 / 64), q.sink()));
+  REQUIRE(e->submit(request_of(0, prompt_of(5, 1), 100000 / 64), q.sink()));
   REQUIRE(q.pop(5s));
   e->stop();
   std::optional<request_output> last;
@@ -258,7 +258,7 @@ TEST_CASE("metrics: queue time, TTFT and inter-token times are reported", "[engi
   auto o = fake_options();
   o.step_delay = 1ms;
   auto e = engine::start(small_config(), fake_factory(o));
-  auto out = run_all(*e, {make_request(1, prompt_tokens(5, 1), 10)})[1];
+  auto out = run_all(*e, {request_of(1, prompt_of(5, 1), 10)})[1];
   CHECK(out.metrics.ttft_s > 0);
   CHECK(out.metrics.e2e_s >= out.metrics.ttft_s);
   CHECK(out.metrics.queue_time_s >= 0);
@@ -270,9 +270,9 @@ TEST_CASE("metrics: queue time, TTFT and inter-token times are reported", "[engi
 
 TEST_CASE("prefix cache statistics count repeated prompts", "[engine]") {
   auto e = engine::start(small_config(), fake_factory(fake_options()));
-  auto p = prompt_tokens(33, 5);
-  run_all(*e, {make_request(1, p, 2)});
-  auto second = run_all(*e, {make_request(2, p, 2)})[2];
+  auto p = prompt_of(33, 5);
+  run_all(*e, {request_of(1, p, 2)});
+  auto second = run_all(*e, {request_of(2, p, 2)})[2];
   CHECK(second.metrics.num_cached_prompt_tokens == 32);
   auto s = e->stats();
   CHECK(s.prefix_cache_queries == 66);

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <mutex>
+#include <thread>
 
 using namespace actorserve;
 using namespace std::chrono_literals;
@@ -18,6 +19,7 @@ struct script {
   std::mutex mutex;
   std::vector<step_plan> plans;
   int fail_at_step = -1; // quit (die) when this many plans have been received
+  std::chrono::milliseconds delay{0}; // per step
 };
 
 struct scripted_state {
@@ -50,6 +52,7 @@ executor_actor::behavior_type scripted_executor(executor_actor::stateful_pointer
           st.log->plans.push_back(plan);
           n = st.log->plans.size();
         }
+        std::this_thread::sleep_for(st.log->delay);
         if (int(n) == st.log->fail_at_step) {
           self->quit(caf::exit_reason::user_shutdown);
           return caf::make_error(caf::sec::request_receiver_down);
@@ -76,11 +79,12 @@ struct fixture {
   std::shared_ptr<script> log = std::make_shared<script>();
   engine_handles h;
 
-  explicit fixture(int fail_at_step = -1) {
+  explicit fixture(int fail_at_step = -1, std::chrono::milliseconds delay = {}) {
     register_engine_types(cfg);
     sys = std::make_unique<caf::actor_system>(cfg);
     log->fail_at_step = fail_at_step;
-    auto exec = sys->spawn(scripted_executor, log);
+    log->delay = delay;
+    auto exec = sys->spawn<caf::detached>(scripted_executor, log);
     engine_config c;
     c.max_num_batched_tokens = 16;
     h = spawn_engine(*sys, c, exec, nullptr);
@@ -176,12 +180,14 @@ TEST_CASE("after a sequence is added, steps carry only differences", "[protocol]
 }
 
 TEST_CASE("cancel reaches the executor as a drop", "[protocol]") {
-  fixture f;
+  fixture f(-1, 1ms);
   caf::scoped_actor self{*f.sys};
   submit_result res;
   self->request(f.h.scheduler, 5s, generate_atom_v, req({3, 4, 5}, 400), caf::actor{self})
       .receive([&](submit_result& r) { res = r; }, [](caf::error&) {});
   REQUIRE(res);
+  // Once a token arrived the executor knows the sequence.
+  self->receive([](request_output&) {}, caf::after(std::chrono::seconds(10)) >> [] { FAIL("no first token"); });
   self->send(f.h.scheduler, cancel_atom_v, res.request_id, int32_t(engine_errc::cancelled), std::string("test"));
   auto outs = receive_all(self);
   CHECK(outs.back().error == engine_errc::cancelled);

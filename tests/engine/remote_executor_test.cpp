@@ -65,7 +65,7 @@ private:
 std::vector<generate_request> workload(int32_t vocab) {
   std::vector<generate_request> out;
   for (int i = 0; i < 8; ++i) {
-    out.push_back(make_request(uint64_t(i + 1), prompt_tokens(3 + (i * 7) % 23, i, vocab), 10 + i,
+    out.push_back(request_of(uint64_t(i + 1), prompt_of(3 + (i * 7) % 23, i, vocab), 10 + i,
                                i % 2 ? 0.9f : 0.0f, uint64_t(70 + i)));
     out.back().ignore_eos = true;
     out.back().sampling.logprobs = vocab <= 4 ? vocab : 3; // all of a tiny vocabulary: EOS included
@@ -139,10 +139,10 @@ TEST_CASE("remote executor: a frozen executor fails requests within seconds", "[
   engine_config c = config();
   c.remote_timeout = 2s;
   auto e = engine::start(c, proc.address());
-  REQUIRE(run_all(*e, {make_request(1, {5, 6, 7}, 3)})[1].error == engine_errc::none);
+  REQUIRE(run_all(*e, {request_of(1, {5, 6, 7}, 3)})[1].error == engine_errc::none);
   proc.freeze();
   auto start = std::chrono::steady_clock::now();
-  auto out = run_all(*e, {make_request(2, {5, 6, 7}, 3)}, 30s);
+  auto out = run_all(*e, {request_of(2, {5, 6, 7}, 3)}, 30s);
   auto took = std::chrono::steady_clock::now() - start;
   CHECK(out[2].error == engine_errc::executor_failed);
   CHECK(took < 15s);
