@@ -33,10 +33,6 @@ using nlohmann::json;
 // client is still there: the bound on how late a disconnect is noticed while nothing streams.
 constexpr std::chrono::milliseconds poll_interval{50};
 
-bool is_generation_path(const std::string& path) {
-  return path == "/v1/completions" || path == "/v1/chat/completions";
-}
-
 // Bounded label values for http_requests_total: unknown paths would grow the series forever.
 std::string endpoint_label(const std::string& path) {
   static const char* known[] = {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/ready",
