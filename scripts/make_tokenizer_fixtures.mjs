@@ -25,11 +25,13 @@ const cache = process.env.ACTORSERVE_TEST_CACHE || path.join(root, '.cache');
 const { Tokenizer } = createRequire(import.meta.url)(path.resolve(args.pkg, 'index.js'));
 
 const REAL = ['llama3', 'qwen3', 'deepseek_v3', 'llama2', 'mistral_nemo'];
+// Tokenizers kept in the repository itself (the demo model's, trained with `tokenizers`).
+const IN_REPO = { demo: path.join(root, 'models', 'demo', 'tokenizer.json') };
 const corpus = fs.readFileSync(path.join(fixtureDir, 'corpus.jsonl'), 'utf8').split('\n').filter(Boolean).map(JSON.parse);
 const variants = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'variants.json'), 'utf8'));
 
 function baseJson(name) {
-  return fs.readFileSync(path.join(cache, 'tokenizers', name, 'tokenizer.json'), 'utf8');
+  return fs.readFileSync(IN_REPO[name] || path.join(cache, 'tokenizers', name, 'tokenizer.json'), 'utf8');
 }
 
 function applyVariant(text, v) {
@@ -41,7 +43,7 @@ function applyVariant(text, v) {
 }
 
 function load(name) {
-  if (REAL.includes(name)) return { tok: Tokenizer.fromString(baseJson(name)), base: name, variant: null };
+  if (REAL.includes(name) || IN_REPO[name]) return { tok: Tokenizer.fromString(baseJson(name)), base: name, variant: null };
   const v = variants.find((x) => x.name === name);
   if (!v) throw new Error(`unknown tokenizer or variant ${name}`);
   return { tok: Tokenizer.fromString(applyVariant(baseJson(v.base), v)), base: v.base, variant: v };

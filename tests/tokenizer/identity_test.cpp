@@ -95,6 +95,7 @@ TEST_CASE("tokenizer: identity with HF tokenizers - qwen3", "[tokenizer][identit
 TEST_CASE("tokenizer: identity with HF tokenizers - deepseek_v3", "[tokenizer][identity]") { check_fixture("deepseek_v3"); }
 TEST_CASE("tokenizer: identity with HF tokenizers - llama2", "[tokenizer][identity]") { check_fixture("llama2"); }
 TEST_CASE("tokenizer: identity with HF tokenizers - mistral_nemo", "[tokenizer][identity]") { check_fixture("mistral_nemo"); }
+TEST_CASE("tokenizer: identity with HF tokenizers - demo model", "[tokenizer][identity]") { check_fixture("demo"); }
 
 TEST_CASE("tokenizer: identity with HF tokenizers - variants of the real files", "[tokenizer][identity]") {
   // Each variant swaps normalizer / pre-tokenizer / post-processor / decoder / model flags /

@@ -79,6 +79,9 @@ TEST_CASE("tokenizer: streaming detokenization equals full decode - llama2", "[t
 TEST_CASE("tokenizer: streaming detokenization equals full decode - mistral_nemo", "[tokenizer][incremental]") {
   check_streaming("mistral_nemo");
 }
+TEST_CASE("tokenizer: streaming detokenization equals full decode - demo model", "[tokenizer][incremental]") {
+  check_streaming("demo");
+}
 TEST_CASE("tokenizer: streaming detokenization equals full decode - variants", "[tokenizer][incremental]") {
   for (const auto& name : tokenizer_fixture_names())
     if (name.rfind("v_", 0) == 0) {

@@ -14,6 +14,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 fs::path real_tokenizer_dir(const std::string& name) {
+  if (name == "demo") // the demo model's tokenizer lives in the repository
+    return source_dir() / "models" / "demo";
   fs::path dir = cache_dir() / "tokenizers" / name;
   if (!fs::exists(dir / "tokenizer.json"))
     throw std::runtime_error("missing " + (dir / "tokenizer.json").string() +
