@@ -7,6 +7,7 @@
 #include "model/chat_template/ast.hpp"
 #include "model/chat_template/value.hpp"
 
+#include <cstdio>
 #include <initializer_list>
 #include <optional>
 #include <string_view>
@@ -50,5 +51,16 @@ std::vector<value> bind_arguments(const char* function, call_arguments& args, st
 
 /// Python int/float coercions used by filters and methods.
 std::int64_t to_index(const value& v, const char* what);
+
+/// snprintf into a string of the exact length (numbers formatted the C way, which is how
+/// Python formats %f/%e/%g and friends).
+template <typename... Args> std::string c_format(const std::string& format, Args... args) {
+  int n = std::snprintf(nullptr, 0, format.c_str(), args...);
+  if (n < 0)
+    throw template_error(template_error_kind::type, "cannot format with '" + format + "'");
+  std::string out(static_cast<std::size_t>(n), '\0');
+  std::snprintf(out.data(), out.size() + 1, format.c_str(), args...);
+  return out;
+}
 
 } // namespace actorserve::chat_template

@@ -24,7 +24,10 @@ std::string soft_str(const value& v) { return to_str(v); }
 value none() { return value::none(); }
 
 /// Python int() of a string: optional sign, digits with single underscores, surrounding spaces.
-bool parse_int(const std::string& text, int base, std::int64_t& out) {
+bool parse_int(const std::string& text, std::int64_t base_arg, std::int64_t& out) {
+  if (base_arg != 0 && (base_arg < 2 || base_arg > 36))
+    return false; // Python: ValueError, which |int answers with its float fallback
+  int base = static_cast<int>(base_arg);
   std::string s = py::strip(text, std::nullopt, true, true);
   std::string digits;
   std::size_t i = 0;
@@ -50,9 +53,9 @@ bool parse_int(const std::string& text, int base, std::int64_t& out) {
       continue;
     digits.push_back(s[i]);
   }
-  if (digits.empty())
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }))
     return false;
-  char* end = nullptr;
+  char* end = digits.data();
   errno = 0;
   long long v = std::strtoll(digits.c_str(), &end, base);
   if (*end != '\0' || errno == ERANGE)
@@ -306,7 +309,7 @@ value f_int(interpreter&, const value& v, call_arguments& args) {
   }
   if (v.is_string()) {
     std::int64_t i;
-    if (parse_int(v.text(), static_cast<int>(to_index(a[1], "base")), i))
+    if (parse_int(v.text(), to_index(a[1], "base"), i))
       return value(i);
     double d;
     if (parse_float(v.text(), d) && std::isfinite(d))
@@ -570,9 +573,7 @@ value f_round(interpreter&, const value& v, call_arguments& args) {
     }
     // Python rounds the exact binary value half-to-even at `precision` decimals, which is
     // what printf's correctly rounded %.*f does.
-    char buf[400];
-    std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(precision), x);
-    return value(std::strtod(buf, nullptr));
+    return value(std::strtod(c_format("%.*f", static_cast<int>(precision), x).c_str(), nullptr));
   }
   double scale = std::pow(10.0, static_cast<double>(precision));
   double x = v.to_double() * scale;

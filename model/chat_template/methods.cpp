@@ -252,8 +252,11 @@ std::string format_spec_apply(interpreter& in, const value& v, const std::string
     ++i;
   }
   std::int64_t width = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
     width = width * 10 + (s[i++] - '0');
+    if (width > (std::int64_t{1} << 40))
+      in.check_string_size(std::size_t{1} << 40);
+  }
   char grouping = 0;
   if (i < s.size() && (s[i] == ',' || s[i] == '_'))
     grouping = static_cast<char>(s[i++]);
@@ -261,8 +264,11 @@ std::string format_spec_apply(interpreter& in, const value& v, const std::string
   if (i < s.size() && s[i] == '.') {
     precision = 0;
     ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
       precision = precision * 10 + static_cast<int>(s[i++] - '0');
+      if (precision > (1 << 24))
+        in.check_string_size(std::size_t{1} << 40);
+    }
   }
   char type = i < s.size() ? static_cast<char>(s[i++]) : 0;
   if (i != s.size())
@@ -282,7 +288,6 @@ std::string format_spec_apply(interpreter& in, const value& v, const std::string
     if (!align)
       align = '<';
   } else {
-    char buf[512];
     bool is_int_value = v.is_int() || v.is_bool();
     double d = v.to_double();
     bool negative = is_int_value ? (v.is_bool() ? false : v.as_int() < 0) : std::signbit(d);
@@ -300,23 +305,18 @@ std::string format_spec_apply(interpreter& in, const value& v, const std::string
       } else if (type == 'c') {
         py::append_utf8(body, static_cast<char32_t>(magnitude));
       } else {
-        std::snprintf(buf, sizeof buf, type == 'd' ? "%llu" : type == 'o' ? "%llo" : type == 'x' ? "%llx" : "%llX", magnitude);
-        body = buf;
+        body = c_format(type == 'd' ? "%llu" : type == 'o' ? "%llo" : type == 'x' ? "%llx" : "%llX", magnitude);
       }
     } else {
       if (!type) {
         body = is_int_value ? std::to_string(static_cast<long long>(d)) : format_float(std::fabs(d));
         if (precision >= 0) {
-          std::snprintf(buf, sizeof buf, "%.*g", precision == 0 ? 1 : std::min(precision, 300), std::fabs(d));
-          body = buf;
+          body = c_format("%.*g", precision == 0 ? 1 : precision, std::fabs(d));
         }
       } else if (type == '%') {
-        std::snprintf(buf, sizeof buf, "%.*f", precision < 0 ? 6 : std::min(precision, 300), std::fabs(d) * 100.0);
-        body = std::string(buf) + "%";
+        body = c_format("%.*f", precision < 0 ? 6 : precision, std::fabs(d) * 100.0) + "%";
       } else if (type == 'f' || type == 'F' || type == 'e' || type == 'E' || type == 'g' || type == 'G') {
-        std::string fmt = std::string("%.*") + type;
-        std::snprintf(buf, sizeof buf, fmt.c_str(), precision < 0 ? 6 : std::min(precision, 300), std::fabs(d));
-        body = buf;
+        body = c_format(std::string("%.*") + type, precision < 0 ? 6 : precision, std::fabs(d));
       } else {
         throw_type_error(std::string("Unknown format code '") + type + "' for object of type '" + type_name(v) + "'");
       }

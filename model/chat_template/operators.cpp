@@ -368,23 +368,34 @@ std::string percent_format(interpreter& in, const std::string& format, const val
       else if (f == '#') alt = true;
       else break;
     }
+    // Widths and precisions past the output limit are refused before anything is padded.
+    auto bounded = [&](std::int64_t n) {
+      in.check_string_size(static_cast<std::size_t>(std::max<std::int64_t>(n, 0)));
+      return static_cast<int>(std::min<std::int64_t>(n, INT32_MAX));
+    };
+    auto digits = [&]() {
+      std::int64_t n = 0;
+      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
+        n = n * 10 + (format[i++] - '0');
+        if (n > (std::int64_t{1} << 40))
+          in.check_string_size(std::size_t{1} << 40);
+      }
+      return n;
+    };
     int width = 0, precision = -1;
     if (i < format.size() && format[i] == '*') {
-      width = static_cast<int>(to_index(take(), "width"));
+      width = bounded(to_index(take(), "width"));
       ++i;
     } else {
-      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
-        width = width * 10 + (format[i++] - '0');
+      width = bounded(digits());
     }
     if (i < format.size() && format[i] == '.') {
       ++i;
-      precision = 0;
       if (i < format.size() && format[i] == '*') {
-        precision = static_cast<int>(to_index(take(), "precision"));
+        precision = bounded(to_index(take(), "precision"));
         ++i;
       } else {
-        while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
-          precision = precision * 10 + (format[i++] - '0');
+        precision = bounded(digits());
       }
     }
     while (i < format.size() && (format[i] == 'h' || format[i] == 'l' || format[i] == 'L'))
@@ -399,7 +410,6 @@ std::string percent_format(interpreter& in, const std::string& format, const val
     const value& v = mapped ? *mapped : take();
     std::string piece;
     std::string flags = std::string(left ? "-" : "") + (zero ? "0" : "") + (plus ? "+" : "") + (space ? " " : "") + (alt ? "#" : "");
-    char buf[512];
     switch (conversion) {
     case 's':
     case 'r':
@@ -420,11 +430,7 @@ std::string percent_format(interpreter& in, const std::string& format, const val
         throw_type_error(std::string("%") + conversion + " format: a real number is required, not " + type_name(v));
       auto n = v.is_float() ? static_cast<long long>(std::trunc(v.as_float())) : static_cast<long long>(int_of(v));
       // C ignores the 0 flag when a precision is given; pass one only when the format has it.
-      if (precision < 0)
-        std::snprintf(buf, sizeof buf, ("%" + flags + "*lld").c_str(), width, n);
-      else
-        std::snprintf(buf, sizeof buf, ("%" + flags + "*.*lld").c_str(), width, precision, n);
-      piece = buf;
+      piece = precision < 0 ? c_format("%" + flags + "*lld", width, n) : c_format("%" + flags + "*.*lld", width, precision, n);
       break;
     }
     case 'x':
@@ -435,11 +441,9 @@ std::string percent_format(interpreter& in, const std::string& format, const val
       long long n = int_of(v);
       // C prints negatives as two's complement; Python prints a sign and the magnitude.
       auto magnitude = n < 0 ? 0ULL - static_cast<unsigned long long>(n) : static_cast<unsigned long long>(n);
-      if (precision < 0)
-        std::snprintf(buf, sizeof buf, ("%" + flags + "ll" + conversion).c_str(), magnitude);
-      else
-        std::snprintf(buf, sizeof buf, ("%" + flags + ".*ll" + conversion).c_str(), precision, magnitude);
-      piece = pad(n < 0 ? std::string("-").append(buf) : std::string(buf), width, left, zero && precision < 0 ? '0' : ' ');
+      std::string digits = precision < 0 ? c_format("%" + flags + "ll" + conversion, magnitude)
+                                         : c_format("%" + flags + ".*ll" + conversion, precision, magnitude);
+      piece = pad(n < 0 ? "-" + digits : digits, width, left, zero && precision < 0 ? '0' : ' ');
       break;
     }
     case 'f':
@@ -449,9 +453,7 @@ std::string percent_format(interpreter& in, const std::string& format, const val
     case 'g':
     case 'G': {
       double d = number_for_format(v, conversion);
-      std::string fmt = "%" + flags + "*.*" + conversion;
-      std::snprintf(buf, sizeof buf, fmt.c_str(), width, precision < 0 ? 6 : std::min(precision, 300), d);
-      piece = buf;
+      piece = c_format("%" + flags + "*.*" + conversion, width, precision < 0 ? 6 : precision, d);
       break;
     }
     case 'c': {

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <random>
 
 using namespace actorserve::testing::chat;
@@ -118,6 +119,13 @@ std::string token_soup(std::mt19937_64& rng) {
   return s;
 }
 
+/// CPU time of this thread: per-case timing that other processes on a busy machine do not skew.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   const char* v = std::getenv(name);
   return v ? std::strtoull(v, nullptr, 10) : fallback;
@@ -149,6 +157,7 @@ TEST_CASE("random and mutated templates give output or a template error, never a
   const std::uint64_t cases = env_number("ACTORSERVE_FUZZ_CASES", 20000);
   std::uint64_t parsed = 0, rendered = 0;
   double slowest = 0;
+  std::string slowest_case;
   auto start = std::chrono::steady_clock::now();
   for (std::uint64_t i = 0; i < cases; ++i) {
     std::string source;
@@ -158,7 +167,7 @@ TEST_CASE("random and mutated templates give output or a template error, never a
     default: source = mutate(rng, seeds[rng() % seeds.size()]);
     }
     ojson context = random_context(rng);
-    auto case_start = std::chrono::steady_clock::now();
+    double case_start = thread_cpu_seconds();
     try {
       auto tmpl = ct::compiled_template::parse(source, options.limits);
       ++parsed;
@@ -170,13 +179,18 @@ TEST_CASE("random and mutated templates give output or a template error, never a
       FAIL("case " << i << ": " << typeid(e).name() << ": " << e.what() << "\ntemplate:\n" << source
                    << "\ncontext: " << context.dump());
     }
-    slowest = std::max(slowest, std::chrono::duration<double>(std::chrono::steady_clock::now() - case_start).count());
+    double seconds = thread_cpu_seconds() - case_start;
+    if (seconds > slowest) {
+      slowest = seconds;
+      slowest_case = "template:\n" + source + "\ncontext: " + context.dump();
+    }
   }
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  INFO(cases << " cases: " << parsed << " parsed, " << rendered << " rendered; slowest " << slowest << " s, total "
+  INFO(cases << " cases: " << parsed << " parsed, " << rendered << " rendered; slowest " << slowest << " CPU s, total "
              << total << " s");
   // The mutations must exercise the interpreter, not only the parser.
   CHECK(parsed > cases / 5);
   CHECK(rendered > cases / 20);
-  CHECK(slowest < 2.0);
+  INFO("slowest case " << slowest_case);
+  CHECK(slowest < 0.5);
 }
