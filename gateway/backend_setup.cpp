@@ -4,6 +4,7 @@
 #include "model/cpu_backend.hpp"
 #ifdef ACTORSERVE_HAS_CUDA
 #include "gpu/cuda_backend.hpp"
+#include "gpu/device_info.hpp"
 #endif
 
 #include <stdexcept>
@@ -22,6 +23,15 @@ bool cuda_available() {
 #endif
 }
 
+// A CUDA build on a machine without a GPU (or without a driver, as on CI) serves on the CPU.
+bool cuda_device_present() {
+#ifdef ACTORSERVE_HAS_CUDA
+  return gpu::device_count() > 0;
+#else
+  return false;
+#endif
+}
+
 } // namespace
 
 std::string resolve_device(const std::string& device) {
@@ -32,7 +42,7 @@ std::string resolve_device(const std::string& device) {
   }
   if (device != "auto")
     throw std::runtime_error("--device must be auto, cpu or cuda, not '" + device + "'");
-  return cuda_available() ? "cuda" : "cpu";
+  return cuda_device_present() ? "cuda" : "cpu";
 }
 
 namespace {
