@@ -25,6 +25,13 @@ Modes (all write JSON to --out, or stdout):
       {"NAME": {"output": TEXT} | {"error": MESSAGE, "error_type": NAME}, ...}
   transformers --conversations FILE SOURCE...
       Same output as `cases`, through transformers itself (strftime_now uses the real clock).
+  compare A.json B.json
+      Prints every case where two `cases`/`transformers` outputs differ (outputs, or one side
+      failing); exits 1 if any does. The check of this script against transformers, on a
+      machine that has it:
+        chat_template_reference.py cases --conversations C SOURCES... --out a.json
+        chat_template_reference.py transformers --conversations C SOURCES... --out b.json
+        chat_template_reference.py compare a.json b.json
 """
 
 import argparse
@@ -195,6 +202,30 @@ def run_transformers(args):
     return out
 
 
+def run_compare(args):
+    with open(args.sources[0], encoding="utf-8") as f:
+        a = json.load(f)
+    with open(args.sources[1], encoding="utf-8") as f:
+        b = json.load(f)
+    differences = 0
+    for source in sorted(set(a) | set(b)):
+        left, right = a.get(source), b.get(source)
+        if not isinstance(left, list) or not isinstance(right, list):
+            if left != right:
+                differences += 1
+                print(f"{source}: {left!r} != {right!r}")
+            continue
+        for x, y in zip(left, right):
+            same = ("output" in x and x.get("output") == y.get("output")) or ("error" in x and "error" in y)
+            if not same:
+                differences += 1
+                print(f"{source} / {x['conversation']} / add_generation_prompt={x['add_generation_prompt']}:")
+                print(f"  A: {x.get('output', x.get('error'))!r}")
+                print(f"  B: {y.get('output', y.get('error'))!r}")
+    print(f"{differences} differences")
+    return differences
+
+
 def parse_features(path):
     """Feature file: blocks that start with '### NAME'; an optional next line 'context: {JSON}';
     the remaining lines up to the next block are the template (joined with newlines)."""
@@ -233,7 +264,7 @@ def run_features(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["cases", "features", "transformers"])
+    parser.add_argument("mode", choices=["cases", "features", "transformers", "compare"])
     parser.add_argument("sources", nargs="*", help="tokenizer folders (cases, transformers)")
     parser.add_argument("--conversations")
     parser.add_argument("--only", help="comma-separated conversation names (cases)")
@@ -242,6 +273,8 @@ def main():
     parser.add_argument("--now", type=float, default=None, help="seconds since the epoch for strftime_now")
     parser.add_argument("--out")
     args = parser.parse_intermixed_args()
+    if args.mode == "compare":
+        sys.exit(1 if run_compare(args) else 0)
     if args.mode == "features":
         result = run_features(args)
     elif args.mode == "cases":

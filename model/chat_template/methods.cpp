@@ -525,30 +525,19 @@ value m_get(interpreter&, const value& self, call_arguments& args) {
   const value* v = self.dict().find(a[0]);
   return v ? *v : a[1];
 }
-value m_items(interpreter& in, const value& self, call_arguments& args) {
-  bind_arguments("items", args, {});
-  value_list pairs;
+/// dict.items(), keys() and values(), as lists (Python's views iterate the same way).
+enum class dict_view { items, keys, values };
+value view_of(interpreter& in, const value& self, call_arguments& args, dict_view view, const char* name) {
+  bind_arguments(name, args, {});
+  value_list out;
   for (const auto& [key, item] : self.dict().entries())
-    pairs.push_back(value::make_tuple({key, item}));
-  in.charge(pairs.size());
-  return value::make_list(std::move(pairs));
+    out.push_back(view == dict_view::items ? value::make_tuple({key, item}) : view == dict_view::keys ? key : item);
+  in.charge(out.size());
+  return value::make_list(std::move(out));
 }
-value m_keys(interpreter& in, const value& self, call_arguments& args) {
-  bind_arguments("keys", args, {});
-  value_list keys;
-  for (const auto& [key, _] : self.dict().entries())
-    keys.push_back(key);
-  in.charge(keys.size());
-  return value::make_list(std::move(keys));
-}
-value m_values(interpreter& in, const value& self, call_arguments& args) {
-  bind_arguments("values", args, {});
-  value_list values;
-  for (const auto& [_, item] : self.dict().entries())
-    values.push_back(item);
-  in.charge(values.size());
-  return value::make_list(std::move(values));
-}
+value m_items(interpreter& in, const value& s, call_arguments& a) { return view_of(in, s, a, dict_view::items, "items"); }
+value m_keys(interpreter& in, const value& s, call_arguments& a) { return view_of(in, s, a, dict_view::keys, "keys"); }
+value m_values(interpreter& in, const value& s, call_arguments& a) { return view_of(in, s, a, dict_view::values, "values"); }
 value m_dict_copy(interpreter& in, const value& self, call_arguments& args) {
   bind_arguments("copy", args, {});
   auto copy = std::make_shared<value_dict>();

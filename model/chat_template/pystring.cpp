@@ -409,27 +409,24 @@ std::string swapcase(std::string_view s) {
   });
 }
 
-bool is_upper(std::string_view s) {
+namespace {
+
+/// str.isupper/islower: at least one cased character, and none of the other case.
+bool all_cased_as(std::string_view s, utf8proc_category_t wanted, utf8proc_category_t other) {
   bool any_cased = false;
   for (char32_t c : decode_utf8(s)) {
     auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-    if (cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT)
+    if (cat == other || cat == UTF8PROC_CATEGORY_LT)
       return false;
-    any_cased |= cat == UTF8PROC_CATEGORY_LU;
+    any_cased |= cat == wanted;
   }
   return any_cased;
 }
 
-bool is_lower(std::string_view s) {
-  bool any_cased = false;
-  for (char32_t c : decode_utf8(s)) {
-    auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-    if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LT)
-      return false;
-    any_cased |= cat == UTF8PROC_CATEGORY_LL;
-  }
-  return any_cased;
-}
+} // namespace
+
+bool is_upper(std::string_view s) { return all_cased_as(s, UTF8PROC_CATEGORY_LU, UTF8PROC_CATEGORY_LL); }
+bool is_lower(std::string_view s) { return all_cased_as(s, UTF8PROC_CATEGORY_LL, UTF8PROC_CATEGORY_LU); }
 
 std::string repr(std::string_view s) {
   bool has_single = s.find('\'') != std::string_view::npos;
