@@ -40,6 +40,8 @@ bool contains(interpreter& in, const value& container, const value& item);
 
 /// printf-style `format % args` (the `%` operator on strings and the |format filter).
 std::string percent_format(interpreter& in, const std::string& format, const value& args);
+/// str.format(*args, **kwargs).
+std::string str_format(interpreter& in, const std::string& format, call_arguments& args);
 
 /// Binds call arguments to a Python-style signature: one value per parameter, in order.
 /// A parameter without a default is required. Throws type errors with Python's wording.
