@@ -263,6 +263,8 @@ interpreter::flow interpreter::exec_node(const node& n, const std::shared_ptr<fr
     throw;
   } catch (const std::invalid_argument& e) {
     throw template_error(template_error_kind::type, e.what(), n.line);
+  } catch (const std::out_of_range& e) { // std::stoll on a huge attribute index, and the like
+    throw template_error(template_error_kind::type, std::string("number out of range: ").append(e.what()), n.line);
   } catch (const std::length_error& e) {
     throw template_error(template_error_kind::limit, e.what(), n.line);
   }

@@ -84,6 +84,8 @@ TEST_CASE("runtime errors give the line; raise_exception keeps its message", "[c
   CHECK(error_of("{% set l = [1, 2] %}{{ l.pop() }}").kind() == ct::template_error_kind::security);
   CHECK(error_of("{% set l = [1, 2] %}{{ l.clear() }}").kind() == ct::template_error_kind::security);
   CHECK(error_of("{{ 'a' + 1 }}").kind() == ct::template_error_kind::type);
+  CHECK(error_of("{{ [[1]]|map(attribute='0.99999999999999999999')|list }}").kind() == ct::template_error_kind::type);
+  CHECK(error_of("{{ '{99999999999999999999}'.format(1) }}").kind() == ct::template_error_kind::type);
 }
 
 TEST_CASE("limits stop runaway templates with a clear error, quickly", "[chat_template]") {
