@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA backend's checks and benchmarks in one command on the GPU machine:
 #   bash scripts/gpu-check.sh [STAGE...]      (default: all stages, in this order)
-# Stages: build test model compare decode throughput peers
+# Stages: build test model compare decode throughput peers serve tokenizers
 #   build       configure with the carried Debian packages (.deps), build actorserve_gpu_bench + test_gpu
 #   test        test_gpu (kernel tests vs CPU references, tiny models vs the CPU backend)
 #   model       a random Llama-3-8B-shaped bf16 model (actorserve make-model if present, else python)
@@ -9,6 +9,10 @@
 #   decode      single-stream ms/token at contexts 128 and 4096, step breakdown by kernel group
 #   throughput  offline throughput 1000/1000 and 128/128 (512 prompts each)
 #   peers       transformers generate() and generate_batch() on the same model
+#   serve       `actorserve serve --device cuda` on the model: start -> /ready, bench serve 1024/256 at
+#               concurrency 1/16/64/256 (scripts/gpu-serve-bench.sh; needs $BUILD/actorserve)
+#   tokenizers  issue 3's one-off checks: chat templates vs transformers.apply_chat_template, and
+#               encode MB/s of Hugging Face tokenizers next to ours on this CPU (scripts/gpu-tokenizer-check.sh)
 # Logs and JSON go to $OUT (default /tmp/gpu-check); a summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -114,6 +118,15 @@ if has peers; then
     --input-len 1000 --output-len 256 --json "$OUT/hf_batch_1000.json" || true
 fi
 
+if has tokenizers; then
+  run tokenizers 300 bash scripts/gpu-tokenizer-check.sh "$BUILD" "$OUT" || true
+fi
+
+if has serve && [ -x "$BUILD/actorserve" ]; then
+  SERVE_TOKENIZER=${SERVE_TOKENIZER:-$ROOT/.gpurun/tokenizers/llama3} \
+    run serve 540 bash scripts/gpu-serve-bench.sh "$BUILD/actorserve" "$MODEL" "$OUT" || true
+fi
+
 # ---- summary table (last, so it is what the caller sees) ----
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -160,6 +173,20 @@ for name in ("throughput_128", "throughput_1000"):
         print(f"throughput {t['num_prompts']} x {t['input_len']}/{t['output_len']}: {t['output_tokens_per_s']:.0f} output tok/s, "
               f"{t['total_tokens_per_s']:.0f} total tok/s, {t['elapsed_s']:.1f} s, {t['steps']} steps, "
               f"{t.get('mean_step_ms', 0):.2f} ms/step, {t.get('preemptions', 0)} preemptions")
+s = load("serve_startup.json")
+if s:
+    print(f"serve: process start -> /ready {s['process_start_to_ready_s']:.2f} s")
+for c in (1, 16, 64, 256):
+    r = load(f"serve_c{c}.json")
+    if r:
+        print(f"serve 1024/256 conc {c:3d}: {r['completed']} ok {r['failed']} failed, {r['output_throughput']:.0f} out tok/s, "
+              f"TTFT p50/p99 {r['median_ttft_ms']:.0f}/{r['p99_ttft_ms']:.0f} ms, TPOT p50/p99 {r['median_tpot_ms']:.2f}/{r['p99_tpot_ms']:.2f} ms")
+t = load("tokenizer_bench.json")
+if t:
+    for row in t:
+        print("tokenizer", row)
+for line in (open(os.path.join(out, "template_compare.txt")).read().splitlines()[-3:] if os.path.exists(os.path.join(out, "template_compare.txt")) else []):
+    print("templates vs transformers:", line)
 for name in ("hf_generate_1", "hf_generate_64", "hf_batch_128", "hf_batch_1000"):
     h = load(name + ".json")
     if h:
