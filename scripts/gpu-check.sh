@@ -30,6 +30,7 @@ export PYTHONUNBUFFERED=1
 # DIR/lib/*.so) instead of building here; saves the build's minutes while iterating.
 if [ -n "${GPU_CHECK_PREBUILT:-}" ]; then
   BUILD=$ROOT/$GPU_CHECK_PREBUILT
+  for f in "$BUILD"/*.gz; do [ -f "$f" ] && gunzip -f "$f" && chmod +x "${f%.gz}"; done
   export LD_LIBRARY_PATH=$BUILD/lib:$LD_LIBRARY_PATH
   STAGES=("${STAGES[@]/build}")
 fi
@@ -123,7 +124,12 @@ if has tokenizers; then
 fi
 
 if has serve && [ -x "$BUILD/actorserve" ]; then
-  SERVE_TOKENIZER=${SERVE_TOKENIZER:-$ROOT/.gpurun/tokenizers/llama3} \
+  if [ -z "${SERVE_TOKENIZER:-}" ] && [ -f .gpurun/tokenizers/llama3/tokenizer.json.gz ]; then
+    SERVE_TOKENIZER=/tmp/serve-tokenizer; mkdir -p $SERVE_TOKENIZER
+    gunzip -c .gpurun/tokenizers/llama3/tokenizer.json.gz > $SERVE_TOKENIZER/tokenizer.json
+    cp .gpurun/tokenizers/llama3/tokenizer_config.json $SERVE_TOKENIZER/
+  fi
+  SERVE_TOKENIZER=${SERVE_TOKENIZER:-} \
     run serve 540 bash scripts/gpu-serve-bench.sh "$BUILD/actorserve" "$MODEL" "$OUT" || true
 fi
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fills .gpurun/ (git-ignored) with what a GPU-machine run needs besides .deps, small enough for
 # the 64 MiB carry: stripped binaries from a local CUDA build, the real tokenizer files
-# (tokenizer.json gzipped) and the tokenizer benchmark texts. Then, on the GPU machine:
+# (tokenizer.json gzipped); the benchmark texts are made there. Then, on the GPU machine:
 #   run(carry [".deps", ".gpurun"]):  GPU_CHECK_PREBUILT=.gpurun/bin bash scripts/gpu-check.sh model serve tokenizers
 #   scripts/gpu-prepare-carry.sh [BUILD_DIR]   (default build/; needs actorserve built with CUDA)
 set -euo pipefail
@@ -10,10 +10,10 @@ build=${1:-$root/build}
 cache=${ACTORSERVE_TEST_CACHE:-$root/.cache}
 dest=$root/.gpurun
 rm -rf "$dest"
-mkdir -p "$dest/bin/lib" "$dest/tokenizers" "$dest/bench-texts"
+mkdir -p "$dest/bin" "$dest/tokenizers"
 for b in actorserve tests/test_tokenizer; do
-  [ -x "$build/$b" ] && strip -o "$dest/bin/$(basename "$b")" "$build/$b"
-done
+  [ -x "$build/$b" ] && strip -o "$dest/bin/$(basename "$b")" "$build/$b" && gzip -9 "$dest/bin/$(basename "$b")"
+done  # gzipped: scripts/gpu-check.sh unpacks *.gz in GPU_CHECK_PREBUILT
 for d in "$cache"/tokenizers/*/; do
   name=$(basename "$d")
   mkdir -p "$dest/tokenizers/$name"
@@ -21,7 +21,4 @@ for d in "$cache"/tokenizers/*/; do
   cp "$d"/tokenizer_config.json "$dest/tokenizers/$name/"
   [ -f "$d/chat_template.jinja" ] && cp "$d/chat_template.jinja" "$dest/tokenizers/$name/"
 done
-# serve needs an uncompressed Llama-3 tokenizer for the random 8B model
-cp "$cache/tokenizers/llama3/tokenizer.json" "$dest/tokenizers/llama3/"
-python3 "$root/scripts/bench_tokenizer_texts.py" "$dest/bench-texts" > /dev/null
 du -sh "$dest" "$root/.deps"

@@ -7,7 +7,7 @@
 # 2. Encode MB/s, one thread, same texts: Hugging Face `tokenizers` (Python) and actorserve's
 #    tokenizer (BUILD_DIR/test_tokenizer "[.bench]"), on this machine's CPU.
 # Inputs travel in .gpurun/ (made by scripts/gpu-prepare-carry.sh): tokenizers/<name>/
-# {tokenizer.json.gz, tokenizer_config.json, chat_template.jinja}, bench-texts/{english,cjk}.txt.
+# {tokenizer.json.gz, tokenizer_config.json, chat_template.jinja}.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$1 out=$2
@@ -21,6 +21,7 @@ for d in "$carry"/tokenizers/*/; do
   cp "$d/tokenizer.json.gz" "$work/tokfiles/$name/"
   gunzip -f "$work/tokenizers/$name/tokenizer.json.gz"
 done
+python3 "$root/scripts/bench_tokenizer_texts.py" "$work/bench-texts" > /dev/null
 conv=$root/tests/fixtures/chat_template/conversations.json
 ref=$root/scripts/chat_template_reference.py
 rc=0
@@ -36,10 +37,10 @@ print(f"cases compared: {n} over {len(d)} templates ({', '.join(sorted(d))})")
 PY
 
 TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 python3 "$root/scripts/make_tokenizer_fixtures.py" \
-  --tokfiles "$work/tokfiles" --bench-dir "$carry/bench-texts" --out "$work/hf" > "$out/hf_tokenizers.log" 2>&1 || rc=1
+  --tokfiles "$work/tokfiles" --bench-dir "$work/bench-texts" --out "$work/hf" > "$out/hf_tokenizers.log" 2>&1 || rc=1
 cp "$work/hf/bench.json" "$out/hf_tokenizers_bench.json" 2> /dev/null
 if [ -x "$build/test_tokenizer" ]; then
-  ACTORSERVE_BENCH_TEXTS=$carry/bench-texts ACTORSERVE_TEST_CACHE=$work "$build/test_tokenizer" "[.bench]" \
+  ACTORSERVE_BENCH_TEXTS=$work/bench-texts ACTORSERVE_TEST_CACHE=$work "$build/test_tokenizer" "[.bench]" \
     > "$out/actorserve_tokenizer_bench.log" 2>&1 || rc=1
 fi
 python3 - "$out" <<'PY'
