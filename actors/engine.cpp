@@ -163,6 +163,15 @@ submit_result engine::submit(generate_request request, output_sink sink) {
   submit_result result = shared->prepare(request);
   if (!result)
     return result;
+  if (request.kv_import) {
+    // A payload this backend cannot take is dropped here (the request is recomputed) rather
+    // than failing its first step.
+    const kv_snapshot& kv = *request.kv_import;
+    const executor_info& info = impl_->handles.info;
+    if (!kv.error.empty() || !info.kv_transfer || !(kv.layout == info.kv_layout) ||
+        int64_t(kv.data.size()) != int64_t(kv.token_ids.size()) * info.kv_layout.token_bytes())
+      request.kv_import.reset();
+  }
   auto actor = spawn_request_actor(*impl_->system, request, shared->track(std::move(sink), shared),
                                    impl_->handles.scheduler, impl_->detok);
   // Sent from the caller's thread, so a later cancel() from the same thread arrives after it.
@@ -178,6 +187,32 @@ void engine::cancel(uint64_t request_id) {
 }
 
 engine_stats engine::stats() const { return impl_->handles.shared->snapshot(); }
+
+void engine::export_kv(uint64_t request_id, std::function<void(kv_snapshot&&)> done) {
+  if (impl_->stopped.load()) {
+    kv_snapshot s;
+    s.error = "the engine is stopped";
+    done(std::move(s));
+    return;
+  }
+  // A short-lived actor carries the request/reply so no caller thread blocks.
+  impl_->system->spawn([scheduler = impl_->handles.scheduler, request_id,
+                        done = std::move(done)](caf::event_based_actor* self) {
+    self->request(scheduler, std::chrono::seconds(90), kv_export_atom_v, request_id)
+        .then([=](kv_snapshot& snap) { done(std::move(snap)); },
+              [=](caf::error& err) {
+                kv_snapshot failed;
+                failed.error = "the scheduler did not answer: " + to_string(err);
+                done(std::move(failed));
+              });
+  });
+}
+
+std::optional<kv_transfer_layout> engine::kv_layout() const {
+  if (!impl_->handles.info.kv_transfer)
+    return std::nullopt;
+  return impl_->handles.info.kv_layout;
+}
 
 bool engine::drain(std::chrono::milliseconds timeout) {
   auto& shared = *impl_->handles.shared;

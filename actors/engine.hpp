@@ -50,6 +50,16 @@ enum class finish_reason : int32_t {
 };
 const char* to_string(finish_reason r); // "stop", "length", "abort", "" for none
 
+/// A running sequence's KV entries, exported for migration to another node (engine::export_kv)
+/// and handed to the target's engine with the resumed request (generate_request::kv_import).
+struct kv_snapshot {
+  std::vector<int32_t> token_ids; // the tokens at positions [0, size) whose K/V `data` holds
+  kv_transfer_layout layout;      // of the exporting backend
+  int32_t block_size = 0;         // of the exporting engine (informational: the layout is token-major)
+  std::string data;               // layout.token_bytes() * token_ids.size() bytes
+  std::string error;              // non-empty: no snapshot, and why
+};
+
 /// One generation request in native form: the gateway has already parsed JSON, applied the
 /// chat template and tokenized.
 struct generate_request {
@@ -69,6 +79,10 @@ struct generate_request {
   int32_t priority = 0;            // lower runs first when engine_config::policy is priority
   engine_clock::time_point arrival_time{};                      // default: time of submit
   engine_clock::time_point deadline = engine_clock::time_point::max(); // abort after this
+  /// Migration by KV shipping: K/V of a prefix of prompt_token_ids computed elsewhere (same
+  /// model and layout). The engine imports the longest prefix whose tokens match (leaving the
+  /// last prompt token to compute) instead of prefilling it. In-process only (not serialized).
+  std::shared_ptr<const kv_snapshot> kv_import;
 };
 
 /// Log probability of one generated token, and the top alternatives when requested.
@@ -238,6 +252,12 @@ public:
   void cancel(uint64_t request_id);
   /// The latest snapshot; never blocks on the actors.
   engine_stats stats() const;
+  /// Exports the K/V of a running request's sequence (n == 1) for migration; `done` is called
+  /// once, from an actor thread, with the snapshot or its `error` (not running, n > 1, backend
+  /// without KV export, timeout). The request keeps running.
+  void export_kv(uint64_t request_id, std::function<void(kv_snapshot&&)> done);
+  /// The backend's KV transfer layout, or nullopt when it cannot export/import KV.
+  std::optional<kv_transfer_layout> kv_layout() const;
   /// Stops accepting requests and waits up to `timeout` for live ones to finish. True if all did.
   bool drain(std::chrono::milliseconds timeout);
   /// Aborts everything still live and stops the actors. Idempotent.

@@ -33,6 +33,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(actorserve, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(actorserve, (actorserve::capacity_request))
   CAF_ADD_TYPE_ID(actorserve, (actorserve::capacity_reply))
   CAF_ADD_TYPE_ID(actorserve, (actorserve::token_event))
+  CAF_ADD_TYPE_ID(actorserve, (actorserve::kv_snapshot))
   CAF_ADD_ATOM(actorserve, actorserve, generate_atom, "generate")
   CAF_ADD_ATOM(actorserve, actorserve, admit_atom, "admit")
   CAF_ADD_ATOM(actorserve, actorserve, cancel_atom, "cancel")
@@ -42,6 +43,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(actorserve, caf::first_custom_type_id)
   CAF_ADD_ATOM(actorserve, actorserve, capacity_atom, "capacity")
   CAF_ADD_ATOM(actorserve, actorserve, info_atom, "info")
   CAF_ADD_ATOM(actorserve, actorserve, reset_atom, "reset")
+  CAF_ADD_ATOM(actorserve, actorserve, kv_export_atom, "kvexport")
 CAF_END_TYPE_ID_BLOCK(actorserve)
 
 namespace actorserve {
@@ -118,9 +120,28 @@ typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, kv_transfer_layout& x) {
+  return f(caf::meta::type_name("kv_transfer_layout"), x.num_layers, x.num_kv_heads, x.head_dim, x.dtype,
+           x.element_bytes);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, kv_snapshot& x) {
+  return f(caf::meta::type_name("kv_snapshot"), x.token_ids, x.layout, x.block_size, x.data, x.error);
+}
+/// The payload is shared in-process; a remote executor gets a copy.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, kv_import& x) {
+  std::string data = x.data ? *x.data : std::string();
+  return f(caf::meta::type_name("kv_import"), x.seq_id, x.num_tokens, x.data_tokens, data,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.data = std::make_shared<const std::string>(std::move(data));
+             return caf::none;
+           }));
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, executor_info& x) {
   return f(caf::meta::type_name("executor_info"), x.name, x.vocab_size, x.max_position_embeddings, x.eos_token_ids,
-           x.num_blocks, x.num_host_blocks, x.block_size, x.error);
+           x.num_blocks, x.num_host_blocks, x.block_size, x.error, x.kv_transfer, x.kv_layout);
 }
 
 template <class Inspector>
@@ -146,7 +167,7 @@ typename Inspector::result_type inspect(Inspector& f, scheduled_sequence& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_plan& x) {
   return f(caf::meta::type_name("step_plan"), x.step_id, x.dropped, x.added, x.tables, x.swap_out, x.swap_in,
-           x.copies, x.seqs);
+           x.copies, x.imports, x.seqs);
 }
 
 template <class Inspector>
@@ -177,7 +198,7 @@ typename Inspector::result_type inspect(Inspector& f, kv_need& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, kv_admit& x) {
   return f(caf::meta::type_name("kv_admit"), x.seq_id, x.token_ids, x.num_tokens, x.num_computed, x.max_new_tokens,
-           x.swapped);
+           x.swapped, x.imported_tokens);
 }
 
 template <class Inspector>
@@ -229,7 +250,9 @@ using executor_actor = caf::typed_actor<
     // Runs one step; a failure comes back as step_result::error.
     caf::replies_to<step_atom, step_plan>::with<step_result>,
     // Forgets every sequence (a new scheduler attaches).
-    caf::replies_to<reset_atom>::with<int32_t>>;
+    caf::replies_to<reset_atom>::with<int32_t>,
+    // The K/V of a sequence's computed tokens (migration); kv_snapshot::error when it cannot.
+    caf::replies_to<kv_export_atom, uint64_t>::with<kv_snapshot>>;
 
 /// One per replica: the block pool. The scheduler's single round trip per iteration.
 using kv_manager_actor = caf::typed_actor<
@@ -247,7 +270,9 @@ using scheduler_actor = caf::typed_actor<
     // A choice matched a stop string (request id, choice index): stop computing it.
     caf::reacts_to<finish_atom, uint64_t, int32_t>,
     // The latest statistics.
-    caf::replies_to<stats_atom>::with<engine_stats>>;
+    caf::replies_to<stats_atom>::with<engine_stats>,
+    // The K/V of a running request's sequence (request id; n == 1), from the executor.
+    caf::replies_to<kv_export_atom, uint64_t>::with<kv_snapshot>>;
 
 /// Adds actorserve's message types to a CAF configuration (every node, before the system starts).
 void register_engine_types(caf::actor_system_config& cfg);

@@ -45,6 +45,14 @@ executor_actor::behavior_type executor_impl(executor_actor::stateful_pointer<exe
           self->state.core->reset();
         return 0;
       },
+      [=](kv_export_atom, uint64_t seq_id) -> kv_snapshot {
+        if (!self->state.core) {
+          kv_snapshot s;
+          s.error = self->state.load_error;
+          return s;
+        }
+        return self->state.core->export_kv(seq_id);
+      },
   };
 }
 

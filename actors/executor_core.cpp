@@ -23,7 +23,37 @@ executor_info executor_core::info() const {
   i.num_blocks = kv.num_blocks;
   i.num_host_blocks = kv.num_host_blocks;
   i.block_size = kv.block_size;
+  if (auto layout = backend_->kv_transfer()) {
+    i.kv_transfer = true;
+    i.kv_layout = *layout;
+  }
   return i;
+}
+
+kv_snapshot executor_core::export_kv(uint64_t seq_id) {
+  kv_snapshot snap;
+  auto it = seqs_.find(seq_id);
+  if (it == seqs_.end()) {
+    snap.error = "the executor does not hold sequence " + std::to_string(seq_id);
+    return snap;
+  }
+  auto layout = backend_->kv_transfer();
+  if (!layout) {
+    snap.error = "the " + backend_->name() + " backend cannot export KV blocks";
+    return snap;
+  }
+  const seq_state& s = it->second;
+  try {
+    backend_->export_kv(s.block_table, s.num_computed, snap.data);
+  } catch (const std::exception& e) {
+    snap.data.clear();
+    snap.error = e.what();
+    return snap;
+  }
+  snap.layout = *layout;
+  snap.block_size = backend_->kv_shape().block_size;
+  snap.token_ids.assign(s.tokens.begin(), s.tokens.begin() + s.num_computed);
+  return snap;
 }
 
 step_result executor_core::run(const step_plan& plan) {
@@ -69,6 +99,15 @@ void executor_core::run_or_throw(const step_plan& plan, step_result& result) {
     backend_->swap_in(plan.swap_in);
   if (!plan.copies.empty())
     backend_->copy_blocks(plan.copies);
+  for (const auto& imp : plan.imports) {
+    auto it = seqs_.find(imp.seq_id);
+    if (it == seqs_.end() || !imp.data)
+      throw std::logic_error("executor: KV import for unknown sequence " + std::to_string(imp.seq_id));
+    if (it->second.num_computed != imp.num_tokens)
+      throw std::logic_error("executor: KV import of " + std::to_string(imp.num_tokens) + " tokens for sequence " +
+                             std::to_string(imp.seq_id) + " admitted at " + std::to_string(it->second.num_computed));
+    backend_->import_kv(it->second.block_table, imp.num_tokens, imp.data_tokens, *imp.data);
+  }
   if (plan.seqs.empty())
     return;
 

@@ -19,6 +19,9 @@ public:
   /// Runs one plan. A failure (backend exception, inconsistent plan) comes back as
   /// step_result::error; the sequences of a failed step must be dropped and re-added.
   step_result run(const step_plan& plan);
+  /// The K/V of a sequence's computed tokens, for migration (kv_snapshot::error when the
+  /// sequence is unknown or the backend cannot export).
+  kv_snapshot export_kv(uint64_t seq_id);
   /// Forgets every sequence (a new scheduler attached).
   void reset() { seqs_.clear(); }
   size_t num_sequences() const { return seqs_.size(); }

@@ -133,6 +133,20 @@ bool kv_manager::admit(const kv_admit& a, int32_t watermark_blocks, capacity_rep
   }
   if (seqs_.count(a.seq_id))
     throw block_pool_error("kv_manager: sequence " + std::to_string(a.seq_id) + " admitted twice");
+  if (a.imported_tokens > 0) {
+    // Its first tokens' K/V arrive with the plan: fresh blocks (a shared cached block must not
+    // be overwritten), committed to the prefix cache later like computed ones.
+    int32_t after = std::min(a.num_tokens, a.imported_tokens + a.max_new_tokens);
+    if (pool_.num_free_blocks() - blocks_for(after) < watermark_blocks)
+      return false;
+    seq_blocks s;
+    while (int32_t(s.table.size()) < blocks_for(after))
+      s.table.push_back(pool_.allocate());
+    reply.updates.push_back({a.seq_id, 0, s.table});
+    reply.admitted.push_back({a.seq_id, a.imported_tokens, after});
+    seqs_.emplace(a.seq_id, std::move(s));
+    return true;
+  }
   // Longest cached prefix of whole blocks, leaving at least one token to compute (its logits).
   std::vector<int32_t> hits;
   uint64_t parent = 0;

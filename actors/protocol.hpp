@@ -17,6 +17,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,8 @@ struct kv_admit {
   int32_t num_computed = 0;       // tokens in its host blocks when swapped; else 0
   int32_t max_new_tokens = 0;
   bool swapped = false; // resume from host blocks instead of a prefix lookup
+  int32_t imported_tokens = 0; // > 0: its first tokens' K/V arrive with the plan (migration):
+                               // fresh blocks, no prefix lookup, admitted as if cached
 };
 
 struct capacity_request {
@@ -112,6 +115,15 @@ struct new_sequence {
   int32_t num_computed = 0;       // already in its blocks (prefix-cache hit, or shared by a fork)
 };
 
+/// K/V of a migrated sequence's first `num_tokens` positions, written into its (fresh) blocks
+/// before the step; `data` is in the backend's kv_transfer_layout for `data_tokens` tokens.
+struct kv_import {
+  uint64_t seq_id = 0;
+  int32_t num_tokens = 0;
+  int32_t data_tokens = 0;
+  std::shared_ptr<const std::string> data;
+};
+
 struct scheduled_sequence {
   uint64_t seq_id = 0;
   int32_t num_computed = 0;
@@ -127,6 +139,7 @@ struct step_plan {
   std::vector<block_copy> swap_out;       // run in this order, before the step
   std::vector<block_copy> swap_in;
   std::vector<block_copy> copies;
+  std::vector<kv_import> imports;         // after the tables and copies, before the step
   std::vector<scheduled_sequence> seqs;   // token order; may be empty (only drops/copies)
 };
 
@@ -155,6 +168,8 @@ struct executor_info {
   int32_t num_host_blocks = 0;
   int32_t block_size = 16;
   std::string error; // non-empty: the backend could not be created
+  bool kv_transfer = false;       // the backend exports/imports KV (layout below)
+  kv_transfer_layout kv_layout;
 };
 
 // ---- scheduler -> request actor -----------------------------------------------------------

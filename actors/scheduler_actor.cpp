@@ -154,7 +154,7 @@ void iterate(scheduler_pointer self) {
             step_plan plan = st.policy->build(reply);
             st.cpu_ns += thread_cpu_ns() - start + reply.cpu_ns;
             st.last_kv = std::move(reply);
-            bool has_effects = !plan.seqs.empty() || !plan.dropped.empty() || !plan.copies.empty() ||
+            bool has_effects = !plan.seqs.empty() || !plan.dropped.empty() || !plan.copies.empty() || !plan.imports.empty() ||
                                !plan.swap_in.empty() || !plan.swap_out.empty();
             if (has_effects) {
               run_step(self, std::move(plan));
@@ -232,6 +232,25 @@ scheduler_actor::behavior_type scheduler_impl(scheduler_pointer self, scheduler_
         iterate(self);
       },
       [=](stats_atom) -> engine_stats { return self->state.shared->snapshot(); },
+      [=](kv_export_atom, uint64_t request_id) -> caf::result<kv_snapshot> {
+        auto& st = self->state;
+        kv_snapshot refused;
+        const uint64_t seq_id = st.policy->exportable_sequence(request_id, refused.error);
+        if (seq_id == 0)
+          return refused;
+        // The executor answers after any step in flight: the snapshot is its view then.
+        auto rp = self->make_response_promise<kv_snapshot>();
+        const caf::duration timeout = st.step_timeout == caf::infinite ? caf::duration{std::chrono::seconds(60)}
+                                                                       : st.step_timeout;
+        self->request(st.executor, timeout, kv_export_atom_v, seq_id)
+            .then([=](kv_snapshot& snap) mutable { rp.deliver(std::move(snap)); },
+                  [=](caf::error& err) mutable {
+                    kv_snapshot failed;
+                    failed.error = "the executor did not export: " + to_string(err);
+                    rp.deliver(std::move(failed));
+                  });
+        return rp;
+      },
   };
 }
 

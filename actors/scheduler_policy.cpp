@@ -24,6 +24,25 @@ const sequence* scheduler_policy::find_sequence(uint64_t seq_id) const {
   return it == seqs_.end() ? nullptr : it->second.get();
 }
 
+uint64_t scheduler_policy::exportable_sequence(uint64_t request_id, std::string& why) const {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) {
+    why = "request " + std::to_string(request_id) + " is not running here";
+    return 0;
+  }
+  const request_entry& r = it->second;
+  if (r.n != 1 || r.seq_ids.size() != 1) {
+    why = "requests with n > 1 cannot export their KV blocks";
+    return 0;
+  }
+  const sequence* s = find_sequence(r.seq_ids[0]);
+  if (!s || s->released || s->status != seq_status::running || !s->known_to_executor || s->num_computed == 0) {
+    why = "request " + std::to_string(request_id) + " has no KV blocks on the device (waiting, swapped or finished)";
+    return 0;
+  }
+  return s->seq_id;
+}
+
 int32_t scheduler_policy::seats_of(const sequence& s) const {
   if (!s.fork_pending)
     return 1;
@@ -53,6 +72,19 @@ void scheduler_policy::add_request(const generate_request& req) {
   s->priority_key = config_.policy == scheduling_policy::priority ? req.priority : 0;
   s->arrival_order = next_arrival_++;
   s->sampling = req.sampling;
+  if (req.kv_import && req.n == 1 && req.kv_import->error.empty()) {
+    // Import the longest matching prefix, leaving the last prompt token to compute (logits).
+    const auto& kv = *req.kv_import;
+    const size_t limit = std::min(kv.token_ids.size(), req.prompt_token_ids.size() - 1);
+    size_t match = 0;
+    while (match < limit && kv.token_ids[match] == req.prompt_token_ids[match])
+      ++match;
+    if (match > 0) {
+      s->imported_tokens = int32_t(match);
+      s->imported_data_tokens = int32_t(kv.token_ids.size());
+      s->imported_kv = std::shared_ptr<const std::string>(req.kv_import, &req.kv_import->data);
+    }
+  }
   r.seq_ids.push_back(s->seq_id);
   num_prompt_tokens_ += s->prompt_len;
   ++num_unadmitted_;
@@ -302,7 +334,9 @@ capacity_request scheduler_policy::propose() {
       }
       if (budget <= 0 || seats_used + seats_of(*s) > config_.max_num_seqs)
         return false;
-      int32_t remaining = s->target() - s->num_computed;
+      // An imported sequence starts computing after its imported tokens.
+      const bool imported = s->imported_tokens > 0 && s->status == seq_status::waiting;
+      int32_t remaining = s->target() - (imported ? s->imported_tokens : s->num_computed);
       int32_t chunk = std::min(remaining, budget);
       if (chunk < remaining && !s->suspect) {
         if (partial_prefills >= config_.max_num_partial_prefills)
@@ -312,7 +346,9 @@ capacity_request scheduler_policy::propose() {
       kv_admit a;
       a.seq_id = s->seq_id;
       a.swapped = s->status == seq_status::swapped;
-      if (!a.swapped && config_.enable_prefix_caching)
+      if (imported)
+        a.imported_tokens = s->imported_tokens;
+      else if (!a.swapped && config_.enable_prefix_caching)
         a.token_ids.assign(s->tokens.begin(), s->tokens.begin() + s->target());
       a.num_tokens = s->target();
       a.num_computed = s->num_computed;
@@ -353,6 +389,7 @@ step_plan scheduler_policy::build(const capacity_reply& reply) {
   }
   int64_t now = now_us();
   std::vector<sequence*> admitted;
+  std::vector<kv_import> imports;
   for (const auto& a : reply.admitted) {
     auto it = seqs_.find(a.seq_id);
     if (it == seqs_.end())
@@ -363,6 +400,15 @@ step_plan scheduler_policy::build(const capacity_reply& reply) {
     if (!from_swap) {
       s.num_computed = a.num_cached_tokens;
       s.num_committed = a.num_cached_tokens;
+      if (s.imported_tokens > 0) {
+        if (a.num_cached_tokens != s.imported_tokens)
+          throw std::logic_error("scheduler_policy: imported sequence admitted at " +
+                                 std::to_string(a.num_cached_tokens) + " of " + std::to_string(s.imported_tokens));
+        imports.push_back({s.seq_id, s.imported_tokens, s.imported_data_tokens, std::move(s.imported_kv)});
+        s.num_committed = 0; // fresh blocks: they go to the prefix cache as they fill, like computed ones
+        s.imported_tokens = 0;
+        s.imported_kv.reset();
+      }
     }
     s.admitted_order = next_admission_++;
     insert_running(s);
@@ -395,6 +441,7 @@ step_plan scheduler_policy::build(const capacity_reply& reply) {
   plan.swap_out = reply.swap_out;
   plan.swap_in = reply.swap_in;
   plan.copies = reply.copies;
+  plan.imports = std::move(imports);
 
   int32_t num_tokens = 0;
   auto schedule = [&](sequence* s) {

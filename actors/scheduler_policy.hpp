@@ -66,6 +66,11 @@ struct sequence {
   bool released = false;       // finished or aborted; kept only until the iteration ends
   int32_t planned_new = 0;     // tokens proposed for this iteration
   sampling_params sampling;
+  // Migration by KV shipping: the first imported_tokens positions' K/V come with its first
+  // admission (kv_import); cleared once handed to a plan, so a retry recomputes.
+  int32_t imported_tokens = 0;
+  int32_t imported_data_tokens = 0;
+  std::shared_ptr<const std::string> imported_kv;
 
   int32_t num_tokens() const { return int32_t(tokens.size()); }
   int32_t num_outputs() const { return num_tokens() - prompt_len; }
@@ -132,6 +137,9 @@ public:
   int64_t num_step_failures() const { return num_step_failures_; }
   const scheduler_config& config() const { return config_; }
   const sequence* find_sequence(uint64_t seq_id) const;
+  /// The sequence whose K/V can be exported for a request (n == 1, running, known to the
+  /// executor), or 0 with `why` set.
+  uint64_t exportable_sequence(uint64_t request_id, std::string& why) const;
 
 private:
   using queue_key = std::tuple<int32_t, uint64_t, int32_t, uint64_t>; // priority, arrival, choice, id

@@ -10,6 +10,7 @@
 #include "model/cpu_rope.hpp"
 #include "model/cpu_weights.hpp"
 #include "model/error.hpp"
+#include "model/kv_transfer.hpp"
 #include "model/safetensors.hpp"
 #include "model/thread_pool.hpp"
 
@@ -109,8 +110,50 @@ public:
   void swap_out(const std::vector<block_copy>& copies) override { cache_.swap_out(copies); }
   void swap_in(const std::vector<block_copy>& copies) override { cache_.swap_in(copies); }
 
+  std::optional<kv_transfer_layout> kv_transfer() const override {
+    return kv_transfer_layout{int32_t(config_.num_hidden_layers), int32_t(config_.num_key_value_heads),
+                              int32_t(config_.head_dim), "f32", int32_t(sizeof(float))};
+  }
+
+  // Token-major per (layer, k|v): [layer][kv][token][kv_heads * head_dim] fp32.
+  void export_kv(const std::vector<int32_t>& block_table, int32_t num_tokens, std::string& out) override {
+    const kv_transfer_layout layout = *kv_transfer();
+    check_kv_export(layout, cache_.block_size(), cache_.num_blocks(), block_table, num_tokens);
+    const size_t token_bytes = size_t(cache_.token_stride()) * sizeof(float);
+    size_t at = out.size();
+    out.resize(at + size_t(num_tokens) * size_t(layout.token_bytes()));
+    for_each_slot(block_table, num_tokens, [&](int32_t layer, int32_t kv, int32_t, int32_t block, int32_t slot) {
+      const float* src = kv ? cache_.v(layer, block, slot) : cache_.k(layer, block, slot);
+      std::memcpy(&out[at], src, token_bytes);
+      at += token_bytes;
+    });
+  }
+
+  void import_kv(const std::vector<int32_t>& block_table, int32_t num_tokens, int32_t data_tokens,
+                 std::string_view data) override {
+    const kv_transfer_layout layout = *kv_transfer();
+    check_kv_import(layout, cache_.block_size(), cache_.num_blocks(), block_table, num_tokens, data_tokens, data);
+    const size_t token_bytes = size_t(cache_.token_stride()) * sizeof(float);
+    for_each_slot(block_table, num_tokens, [&](int32_t layer, int32_t kv, int32_t p, int32_t block, int32_t slot) {
+      // Sections (layer, kv) are data_tokens long; only the first num_tokens of each are read.
+      const size_t at = ((size_t(layer) * 2 + size_t(kv)) * size_t(data_tokens) + size_t(p)) * token_bytes;
+      float* dst = kv ? cache_.v(layer, block, slot) : cache_.k(layer, block, slot);
+      std::memcpy(dst, &data[at], token_bytes);
+    });
+  }
+
 private:
   float eps() const { return float(config_.rms_norm_eps); }
+
+  // Calls fn(layer, kv, position, block, slot) for positions [0, num_tokens) in transfer order
+  // (layer, then k/v, then position).
+  template <class Fn> void for_each_slot(const std::vector<int32_t>& table, int32_t num_tokens, Fn&& fn) {
+    const int32_t bs = cache_.block_size();
+    for (int32_t layer = 0; layer < int32_t(config_.num_hidden_layers); ++layer)
+      for (int32_t kv = 0; kv < 2; ++kv)
+        for (int32_t p = 0; p < num_tokens; ++p)
+          fn(layer, kv, p, table[size_t(p / bs)], p % bs);
+  }
 
   void check(const step_batch& step, const std::vector<const sequence_sampling_state*>& sampling) const {
     if (std::string problem = step.validate(cache_.block_size(), cache_.num_blocks()); !problem.empty())

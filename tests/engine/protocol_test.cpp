@@ -70,6 +70,11 @@ executor_actor::behavior_type scripted_executor(executor_actor::stateful_pointer
         return r;
       },
       [=](reset_atom) { return int32_t(0); },
+      [=](kv_export_atom, uint64_t) {
+        kv_snapshot s;
+        s.error = "the scripted executor has no KV";
+        return s;
+      },
   };
 }
 
