@@ -2,7 +2,7 @@
 // buffers, so the same code runs eagerly and under CUDA graph capture.
 #include "gpu/cuda_backend_impl.hpp"
 #include "gpu/embedding.hpp"
-#include "gpu/kv_cache_write.hpp"
+#include "gpu/gemv.hpp"
 #include "gpu/rmsnorm.hpp"
 #include "gpu/rotary.hpp"
 #include "gpu/silu_and_mul.hpp"
@@ -22,7 +22,6 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
   const model_config& c = config;
   const int64_t m = plan.num_tokens, hidden = c.hidden_size, inter = c.intermediate_size;
   const int64_t q_size = c.q_size(), kv_size = c.kv_size(), qkv_cols = q_size + 2 * kv_size;
-  const size_t elem = dtype_size(type);
   const float eps = float(c.rms_norm_eps);
   step_profiler& prof = profiler;
   auto mark = [&](const char* group) {
@@ -54,6 +53,16 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
   rope.num_q_heads = int32_t(c.num_attention_heads);
   rope.num_kv_heads = int32_t(c.num_key_value_heads);
   rope.head_dim = int32_t(c.head_dim);
+  rope.slot_mapping = slots.device();
+
+  // Decode-sized batches stream the weights through the small-batch kernel; the rest (and
+  // shapes it does not take) go to cuBLASLt.
+  auto linear = [&](void* y, const void* in, const void* w, const void* bias, int64_t rows, int64_t n, int64_t k) {
+    if (small_gemm_supported(in, w, rows, n, k, type))
+      launch_small_gemm(y, in, w, bias, rows, n, k, type, stream);
+    else
+      gemm->run(y, in, w, bias, rows, n, k, type, stream);
+  };
 
   launch_embedding(residual, weights->embed, token_ids.device(), m, hidden, c.vocab_size, type, stream);
   mark("embedding");
@@ -61,16 +70,14 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
     const device_layer_weights& w = weights->layers[size_t(l)];
     launch_fused_add_rmsnorm(residual, l == 0 ? nullptr : x, w.input_norm, x, m, hidden, eps, type, stream);
     mark("norm");
-    gemm->run(qkv, x, w.qkv, w.qkv_bias, m, qkv_cols, hidden, type, stream);
+    linear(qkv, x, w.qkv, w.qkv_bias, m, qkv_cols, hidden);
     mark("gemm_qkv");
     rope.q_norm_weight = w.q_norm;
     rope.k_norm_weight = w.k_norm;
+    rope.key_cache = k_cache(l); // rotary also stores this step's K/V into the paged cache
+    rope.value_cache = v_cache(l);
     launch_rotary(rope, type, stream);
-    mark("rotary");
-    launch_kv_cache_write(static_cast<char*>(qkv) + size_t(q_size) * elem,
-                          static_cast<char*>(qkv) + size_t(q_size + kv_size) * elem, qkv_cols, k_cache(l), v_cache(l),
-                          slots.device(), m, kv_size, type, stream);
-    mark("kv_write");
+    mark("rotary_kv_write");
     attn_args.key_cache = k_cache(l);
     attn_args.value_cache = v_cache(l);
     if (plan.num_small_items > 0) {
@@ -86,15 +93,15 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
       launch_paged_attention(attn_args, attention_tile::large, type, stream);
     }
     mark("attention");
-    gemm->run(x, attn, w.o, nullptr, m, hidden, q_size, type, stream);
+    linear(x, attn, w.o, nullptr, m, hidden, q_size);
     mark("gemm_o");
     launch_fused_add_rmsnorm(residual, x, w.post_norm, x, m, hidden, eps, type, stream);
     mark("norm");
-    gemm->run(gate_up, x, w.gate_up, nullptr, m, 2 * inter, hidden, type, stream);
+    linear(gate_up, x, w.gate_up, nullptr, m, 2 * inter, hidden);
     mark("gemm_gate_up");
     launch_silu_and_mul(act, gate_up, m, inter, type, stream);
     mark("silu_mul");
-    gemm->run(x, act, w.down, nullptr, m, hidden, inter, type, stream);
+    linear(x, act, w.down, nullptr, m, hidden, inter);
     mark("gemm_down");
   }
   launch_fused_add_rmsnorm(residual, x, weights->final_norm, x, m, hidden, eps, type, stream);
@@ -104,7 +111,7 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
     launch_embedding(logits_in, x, logit_rows.device(), plan.num_logit_rows, hidden, m, type, stream);
     head_in = logits_in;
   }
-  gemm->run(logits, head_in, weights->lm_head, nullptr, plan.num_logit_rows, c.vocab_size, hidden, type, stream);
+  linear(logits, head_in, weights->lm_head, nullptr, plan.num_logit_rows, c.vocab_size, hidden);
   mark("lm_head");
 }
 

@@ -65,10 +65,11 @@ int32_t cuda_backend::impl::splits_for(int32_t num_items, int32_t max_context) c
   const int64_t ctas = int64_t(num_items) * config.num_key_value_heads;
   if (ctas >= sm_count)
     return 1;
-  // About four blocks per multiprocessor (a decode block is small and latency-bound); no
-  // split shorter than one 32-key tile.
-  int32_t splits = int32_t((4 * sm_count + ctas - 1) / ctas);
-  splits = std::min(splits, std::max(1, (max_context + 31) / 32));
+  // About three blocks per multiprocessor (what fits of the tensor-core decode kernel at 162
+  // registers), so one wave streams the whole cache; no split shorter than 64 keys (one
+  // 16-key group per warp).
+  int32_t splits = int32_t((3 * sm_count + ctas - 1) / ctas);
+  splits = std::min(splits, std::max(1, (max_context + 63) / 64));
   splits = std::clamp(splits, 1, 64);
   const int32_t group = int32_t(config.num_attention_heads / config.num_key_value_heads);
   while (splits > 1 && attention_split_scratch_floats(attention_tile::small, group, int32_t(config.head_dim), num_items,

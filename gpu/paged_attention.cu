@@ -7,11 +7,13 @@
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
 #include "gpu/paged_attention.hpp"
+#include "gpu/paged_attention_kernels.hpp"
 
 namespace actorserve::gpu {
 namespace {
 
 constexpr int kThreads = 128;
+constexpr int kMaxSplits = 64; // combine_splits_kernel keeps one weight per split and row
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* global_src, int src_bytes) {
@@ -368,34 +370,57 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
   }
 }
 
+/// Merges the key splits of one (item, KV head): the weights exp2(m_s - max) of every split
+/// and row are computed once into shared memory, then each output element is one weighted sum
+/// over the splits (independent loads, so they overlap).
 template <typename T, int D, int ROWS>
 __global__ void __launch_bounds__(kThreads) combine_splits_kernel(paged_attention_args a) {
+  __shared__ float weight_s[ROWS][kMaxSplits];
+  __shared__ float inv_den_s[ROWS];
   const attention_work_item item = a.items[blockIdx.x];
   if (item.q_len <= 0)
     return;
-  const int kv_head = blockIdx.y;
+  const int kv_head = blockIdx.y, splits = a.num_splits;
   const int group = a.num_q_heads / a.num_kv_heads;
   const int valid_rows = min(item.q_len, ROWS / group) * group;
   const int64_t part_floats = int64_t(ROWS) * (D + 2);
-  const float* base = a.split_scratch + (int64_t(blockIdx.x) * gridDim.y + kv_head) * a.num_splits * part_floats;
+  const float* base = a.split_scratch + (int64_t(blockIdx.x) * gridDim.y + kv_head) * splits * part_floats;
+  for (int e = threadIdx.x; e < valid_rows * splits; e += kThreads) {
+    const int r = e / splits, s = e % splits;
+    weight_s[r][s] = base[s * part_floats + ROWS * D + r];
+  }
+  __syncthreads();
+  if (threadIdx.x < valid_rows) {
+    const int r = threadIdx.x;
+    float m_max = -INFINITY;
+    for (int s = 0; s < splits; ++s)
+      m_max = fmaxf(m_max, weight_s[r][s]);
+    float den = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float m = weight_s[r][s];
+      const float w = m == -INFINITY ? 0.0f : exp2f(m - m_max);
+      weight_s[r][s] = w;
+      den += w * base[s * part_floats + ROWS * D + ROWS + r];
+    }
+    inv_den_s[r] = den > 0.0f ? 1.0f / den : 0.0f;
+  }
+  __syncthreads();
   T* out = static_cast<T*>(a.out);
   for (int e = threadIdx.x; e < valid_rows * D; e += kThreads) {
     const int row = e / D, d = e % D;
-    float m_max = -INFINITY;
-    for (int s = 0; s < a.num_splits; ++s)
-      m_max = fmaxf(m_max, base[s * part_floats + ROWS * D + row]);
-    float num = 0.0f, den = 0.0f;
-    for (int s = 0; s < a.num_splits; ++s) {
-      const float m = base[s * part_floats + ROWS * D + row];
-      if (m == -INFINITY)
-        continue;
-      const float w = exp2f(m - m_max);
-      num += w * base[s * part_floats + row * D + d];
-      den += w * base[s * part_floats + ROWS * D + ROWS + row];
-    }
+    float num = 0.0f;
+#pragma unroll 8
+    for (int s = 0; s < splits; ++s)
+      num += weight_s[row][s] * base[s * part_floats + row * D + d];
     const int token = row / group, head = kv_head * group + row % group;
-    out[int64_t(item.q_row + token) * a.out_stride + int64_t(head) * D + d] = from_float<T>(den > 0.0f ? num / den : 0.0f);
+    out[int64_t(item.q_row + token) * a.out_stride + int64_t(head) * D + d] = from_float<T>(num * inv_den_s[row]);
   }
+}
+
+template <typename T, int D, int ROWS>
+void launch_combine(const paged_attention_args& a, cudaStream_t stream) {
+  combine_splits_kernel<T, D, ROWS><<<dim3(unsigned(a.num_items), unsigned(a.num_kv_heads)), kThreads, 0, stream>>>(a);
+  ACTORSERVE_CUDA_CHECK_LAUNCH("combine_splits_kernel");
 }
 
 template <typename T, int D, int ROWS, int KEYS>
@@ -410,10 +435,8 @@ void launch_typed(const paged_attention_args& a, cudaStream_t stream) {
   dim3 grid(unsigned(a.num_items), unsigned(a.num_kv_heads), unsigned(a.num_splits));
   paged_attention_kernel<T, D, ROWS, KEYS><<<grid, kThreads, cfg::kSmemBytes, stream>>>(a);
   ACTORSERVE_CUDA_CHECK_LAUNCH("paged_attention_kernel");
-  if (a.num_splits > 1) {
-    combine_splits_kernel<T, D, ROWS><<<dim3(unsigned(a.num_items), unsigned(a.num_kv_heads)), kThreads, 0, stream>>>(a);
-    ACTORSERVE_CUDA_CHECK_LAUNCH("combine_splits_kernel");
-  }
+  if (a.num_splits > 1)
+    launch_combine<T, D, ROWS>(a, stream);
 }
 
 /// Query rows (tokens x group heads) of a tile.
@@ -435,7 +458,19 @@ constexpr int small_tile_keys() {
 }
 
 template <typename T, int D>
-void launch_for_dim(const paged_attention_args& a, int rows, cudaStream_t stream) {
+void launch_for_dim(const paged_attention_args& a, attention_tile tile, int rows, dtype type, cudaStream_t stream) {
+  if (tile == attention_tile::small && detail::decode_mma_supported(a, rows, type)) {
+    detail::launch_decode_mma(a, rows, type, stream);
+    if (a.num_splits > 1) {
+      if (rows == 4)
+        launch_combine<T, D, 4>(a, stream);
+      else
+        launch_combine<T, D, 8>(a, stream);
+    }
+    return;
+  }
+  if (tile == attention_tile::large && detail::prefill_mma_supported(a, rows, type))
+    return detail::launch_prefill_mma(a, type, stream);
   constexpr int kLargeRows = D <= 128 ? 64 : 32;
   constexpr int kLargeKeys = D <= 128 ? 64 : 32;
   switch (rows) {
@@ -484,22 +519,24 @@ void launch_paged_attention(const paged_attention_args& a, attention_tile tile, 
     throw std::invalid_argument("paged_attention: GQA group of " + std::to_string(group) + " does not fit the tile");
   if (a.num_splits < 1 || (a.num_splits > 1 && a.split_scratch == nullptr))
     throw std::invalid_argument("paged_attention: num_splits > 1 needs split_scratch");
+  if (a.num_splits > kMaxSplits)
+    throw std::invalid_argument("paged_attention: at most " + std::to_string(kMaxSplits) + " key splits");
   ACTORSERVE_DISPATCH_FLOAT(type, "paged_attention", {
     switch (a.head_dim) {
       case 16:
-        launch_for_dim<scalar_t, 16>(a, rows, stream);
+        launch_for_dim<scalar_t, 16>(a, tile, rows, type, stream);
         break;
       case 32:
-        launch_for_dim<scalar_t, 32>(a, rows, stream);
+        launch_for_dim<scalar_t, 32>(a, tile, rows, type, stream);
         break;
       case 64:
-        launch_for_dim<scalar_t, 64>(a, rows, stream);
+        launch_for_dim<scalar_t, 64>(a, tile, rows, type, stream);
         break;
       case 128:
-        launch_for_dim<scalar_t, 128>(a, rows, stream);
+        launch_for_dim<scalar_t, 128>(a, tile, rows, type, stream);
         break;
       case 256:
-        launch_for_dim<scalar_t, 256>(a, rows, stream);
+        launch_for_dim<scalar_t, 256>(a, tile, rows, type, stream);
         break;
     }
   });

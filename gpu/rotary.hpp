@@ -21,6 +21,12 @@ struct rotary_args {
   int32_t num_q_heads = 0;
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;             // even
+  // Optional (all three set): also store the rotated k heads and the v heads (which follow the
+  // k heads in a qkv row) into the paged cache, [num_slots, num_kv_heads * head_dim], token t
+  // at slot slot_mapping[t] (negative: padding, skipped). Replaces a kv_cache_write launch.
+  void* key_cache = nullptr;
+  void* value_cache = nullptr;
+  const int32_t* slot_mapping = nullptr;
 };
 
 /// cos/sin are computed in fp32 from position * inv_freq and rounded to the dtype, and each

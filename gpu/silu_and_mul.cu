@@ -22,6 +22,30 @@ __global__ void __launch_bounds__(kThreads) silu_and_mul_kernel(T* __restrict__ 
   }
 }
 
+/// 16-byte loads and stores when the width allows: eight bf16 of gate and up per thread.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) silu_and_mul_vec_kernel(T* __restrict__ out, const T* __restrict__ in,
+                                                                    int64_t width) {
+  constexpr int kVec = 16 / int(sizeof(T));
+  const int64_t row = blockIdx.y, vecs = width / kVec;
+  const uint4* gate = reinterpret_cast<const uint4*>(in + row * 2 * width);
+  const uint4* up = reinterpret_cast<const uint4*>(in + row * 2 * width + width);
+  uint4* o = reinterpret_cast<uint4*>(out + row * width);
+  for (int64_t i = blockIdx.x * int64_t(kThreads) + threadIdx.x; i < vecs; i += int64_t(gridDim.x) * kThreads) {
+    const uint4 g_raw = gate[i], u_raw = up[i];
+    const T* g = reinterpret_cast<const T*>(&g_raw);
+    const T* u = reinterpret_cast<const T*>(&u_raw);
+    uint4 packed;
+    T* p = reinterpret_cast<T*>(&packed);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      const float gv = to_float(g[e]);
+      p[e] = from_float<T>(round_to<T>(gv / (1.0f + expf(-gv))) * to_float(u[e]));
+    }
+    o[i] = packed;
+  }
+}
+
 } // namespace
 
 void launch_silu_and_mul(void* out, const void* in, int64_t rows, int64_t width, dtype type, cudaStream_t stream) {
@@ -29,7 +53,15 @@ void launch_silu_and_mul(void* out, const void* in, int64_t rows, int64_t width,
     return;
   const int64_t chunks = (width + kThreads * 4 - 1) / (kThreads * 4); // ~4 elements per thread
   dim3 grid(unsigned(chunks < 1 ? 1 : chunks), unsigned(rows));
+  const bool aligned = reinterpret_cast<uintptr_t>(out) % 16 == 0 && reinterpret_cast<uintptr_t>(in) % 16 == 0;
   ACTORSERVE_DISPATCH_FLOAT(type, "silu_and_mul", {
+    constexpr int64_t kVec = 16 / int64_t(sizeof(scalar_t));
+    if (aligned && width % kVec == 0) {
+      const int64_t vec_blocks = (width / kVec + kThreads - 1) / kThreads; // one chunk per thread
+      silu_and_mul_vec_kernel<scalar_t><<<dim3(unsigned(vec_blocks), unsigned(rows)), kThreads, 0, stream>>>(
+          static_cast<scalar_t*>(out), static_cast<const scalar_t*>(in), width);
+      break;
+    }
     silu_and_mul_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(static_cast<scalar_t*>(out),
                                                                  static_cast<const scalar_t*>(in), width);
   });

@@ -87,7 +87,7 @@ TEST_CASE("fused add + RMSNorm matches the reference", "[gpu][rmsnorm]") {
         }
 }
 
-TEST_CASE("rotary embedding (neox) with and without qk-norm", "[gpu][rotary]") {
+TEST_CASE("rotary embedding (neox) with and without qk-norm, with the fused KV cache store", "[gpu][rotary]") {
   require_gpu();
   std::mt19937 rng(3);
   for (dtype t : kTypes)
@@ -115,8 +115,35 @@ TEST_CASE("rotary embedding (neox) with and without qk-norm", "[gpu][rotary]") {
         a.num_q_heads = q_heads;
         a.num_kv_heads = kv_heads;
         a.head_dim = head_dim;
+        // The fused cache store: token t to slot slots[t] (token 2 is padding).
+        const std::vector<int32_t> slots = {3, 0, -1, 6, 1};
+        const int64_t kv_row = int64_t(kv_heads) * head_dim, num_slots = 8;
+        std::vector<float> cache_init(size_t(num_slots * kv_row), 0.25f);
+        device_buffer d_slots = upload_raw(slots), d_kc = upload(t, cache_init), d_vc = upload(t, cache_init);
+        a.key_cache = d_kc.get();
+        a.value_cache = d_vc.get();
+        a.slot_mapping = d_slots.as<int32_t>();
         launch_rotary(a, t, nullptr);
         const std::vector<float> out = download(t, d_qkv, qkv.size());
+        const std::vector<float> kc = download(t, d_kc, cache_init.size()), vc = download(t, d_vc, cache_init.size());
+        std::vector<bool> written(size_t(num_slots), false);
+        for (int32_t tok = 0; tok < tokens; ++tok) {
+          if (slots[size_t(tok)] < 0)
+            continue;
+          written[size_t(slots[size_t(tok)])] = true;
+          for (int64_t i = 0; i < kv_row; ++i) {
+            const size_t src = size_t(tok * stride + int64_t(q_heads) * head_dim + i);
+            INFO(name_of(t) << " head_dim " << head_dim << " token " << tok << " element " << i);
+            REQUIRE(kc[size_t(slots[size_t(tok)] * kv_row + i)] == out[src]);                  // rotated k
+            REQUIRE(vc[size_t(slots[size_t(tok)] * kv_row + i)] == out[src + size_t(kv_row)]); // v as is
+          }
+        }
+        for (int64_t sl = 0; sl < num_slots; ++sl)
+          if (!written[size_t(sl)])
+            for (int64_t i = 0; i < kv_row; ++i) {
+              REQUIRE(kc[size_t(sl * kv_row + i)] == 0.25f);
+              REQUIRE(vc[size_t(sl * kv_row + i)] == 0.25f);
+            }
         std::vector<float> got;
         std::vector<double> ref;
         const int half = head_dim / 2;

@@ -177,4 +177,17 @@ TEST_CASE("paged attention: split-K decodes over long contexts", "[gpu][attentio
       run_case({t, 128, 32, 8, 16, decodes, splits}, rng);
   // Decodes of a few tokens each (a small speculative-style chunk) in the small tile.
   run_case({dtype::bf16, 64, 8, 8, 16, {{100, 3}, {7, 2}}, 4}, rng);
+  run_case({dtype::f16, 128, 16, 2, 16, {{300, 2}, {9, 1}}, 3}, rng); // group 8: 8-row decode tiles
+}
+
+TEST_CASE("paged attention: long decodes and prefill chunks over long contexts", "[gpu][attention]") {
+  require_gpu();
+  std::mt19937 rng(10);
+  // Contexts of thousands of keys in both tiles (many 64-key tiles per prefill item, many
+  // 16-key groups per decode warp), Llama-3-8B's head layout; odd block size too.
+  for (dtype t : {dtype::bf16, dtype::f16})
+    for (int32_t bs : {16, 7}) {
+      run_case({t, 128, 32, 8, bs, {{2500, 1}, {1000, 40}, {0, 130}, {4000, 1}}}, rng);
+      run_case({t, 128, 32, 8, bs, {{2500, 1}, {4000, 1}, {1, 1}}, 7}, rng);
+    }
 }
