@@ -134,7 +134,7 @@ if has serve && [ -x "$BUILD/actorserve" ]; then
 fi
 
 # ---- summary table (last, so it is what the caller sees) ----
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" <<'PY' | tee "$OUT/summary.txt"
 import json, os, sys
 out = sys.argv[1]
 def load(name):
@@ -199,3 +199,9 @@ for name in ("hf_generate_1", "hf_generate_64", "hf_batch_128", "hf_batch_1000")
         extra = f", {h['ms_per_step']:.1f} ms/step" if "ms_per_step" in h else ""
         print(f"transformers {name}: {h['output_tokens_per_s']:.0f} output tok/s{extra}")
 PY
+
+# Only a few files come back from the GPU machine: pack everything into one archive, keep the
+# summary next to it (GPU_CHECK_PACK=0 leaves $OUT as it is).
+if [ "${GPU_CHECK_PACK:-1}" = 1 ]; then
+  (cd "$OUT" && tar czf /tmp/gpu-check-all.tgz --exclude=all.tgz . && find . -mindepth 1 -delete && mv /tmp/gpu-check-all.tgz all.tgz)
+fi

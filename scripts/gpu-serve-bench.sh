@@ -4,7 +4,8 @@
 #   scripts/gpu-serve-bench.sh ACTORSERVE_BINARY MODEL_DIR OUT_DIR
 # Env: SERVE_TOKENIZER=DIR copies tokenizer.json + tokenizer_config.json into MODEL_DIR when it
 # has none (random models have no tokenizer); SERVE_CONCURRENCY (default "1 16 64 256");
-# SERVE_EXTRA_ARGS (more serve flags). Writes OUT_DIR/serve_startup.json, serve_cN.json, logs.
+# SERVE_EXTRA_ARGS (more serve flags); SERVE_BENCH_ARGS (more bench serve flags; default
+# --temperature 1: a random model's greedy choice can be a special token, whose text is empty). Writes OUT_DIR/serve_startup.json, serve_cN.json, logs.
 set -uo pipefail
 bin=$1 model=$2 out=$3
 mkdir -p "$out"
@@ -49,7 +50,7 @@ for c in ${SERVE_CONCURRENCY:-1 16 64 256}; do
   n=$((c * 4)); [ "$n" -lt 16 ] && n=16; [ "$n" -gt 512 ] && n=512
   "$bin" bench serve --base-url "http://127.0.0.1:$port" --num-prompts "$n" --random-input-len 1024 \
     --random-output-len 256 --ignore-eos --max-concurrency "$c" --percentile-metrics ttft,tpot,itl,e2el \
-    --metric-percentiles 50,99 --result-file "$out/serve_c$c.json" > "$out/serve_c$c.log" 2>&1 || rc=1
+    --metric-percentiles 50,99 ${SERVE_BENCH_ARGS:---temperature 1} --result-file "$out/serve_c$c.json" > "$out/serve_c$c.log" 2>&1 || rc=1
   tail -n 3 "$out/serve_c$c.log" >&2
 done
 kill -TERM "$pid" 2> /dev/null

@@ -4,7 +4,7 @@
 # 1. Chat templates: scripts/chat_template_reference.py renders the test conversations with
 #    Python's jinja2 the way transformers does (CI checks our interpreter against that); here the
 #    same conversations go through transformers' apply_chat_template and the two are compared.
-# 2. Encode MB/s, one thread, same texts: Hugging Face `tokenizers` (Python) and actorserve's
+# 2. (GPU_TOK_BENCH=1, the default) Encode MB/s, one thread, same texts: Hugging Face `tokenizers` (Python) and actorserve's
 #    tokenizer (BUILD_DIR/test_tokenizer "[.bench]"), on this machine's CPU.
 # Inputs travel in .gpurun/ (made by scripts/gpu-prepare-carry.sh): tokenizers/<name>/
 # {tokenizer.json.gz, tokenizer_config.json, chat_template.jinja}.
@@ -36,10 +36,12 @@ n = sum(len(v) for v in d.values() if isinstance(v, list))
 print(f"cases compared: {n} over {len(d)} templates ({', '.join(sorted(d))})")
 PY
 
-TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 python3 "$root/scripts/make_tokenizer_fixtures.py" \
-  --tokfiles "$work/tokfiles" --bench-dir "$work/bench-texts" --out "$work/hf" > "$out/hf_tokenizers.log" 2>&1 || rc=1
-cp "$work/hf/bench.json" "$out/hf_tokenizers_bench.json" 2> /dev/null
-if [ -x "$build/test_tokenizer" ]; then
+if [ "${GPU_TOK_BENCH:-1}" = 1 ]; then
+  TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 python3 "$root/scripts/make_tokenizer_fixtures.py" \
+    --tokfiles "$work/tokfiles" --bench-dir "$work/bench-texts" --out "$work/hf" > "$out/hf_tokenizers.log" 2>&1 || rc=1
+  cp "$work/hf/bench.json" "$out/hf_tokenizers_bench.json" 2> /dev/null
+fi
+if [ "${GPU_TOK_BENCH:-1}" = 1 ] && [ -x "$build/test_tokenizer" ]; then
   ACTORSERVE_BENCH_TEXTS=$work/bench-texts ACTORSERVE_TEST_CACHE=$work "$build/test_tokenizer" "[.bench]" \
     > "$out/actorserve_tokenizer_bench.log" 2>&1 || rc=1
 fi

@@ -156,7 +156,11 @@ request_record run_one(httplib::Client& client, const serve_bench_options& o, co
   else if (!error_event.empty())
     rec.error = error_event;
   else if (first)
-    rec.error = "no tokens received";
+    rec.error = rec.output_len > 0
+                    ? "no text received although the server reports " + std::to_string(rec.output_len) +
+                          " completion tokens (they decode to empty text, e.g. special tokens of a random model: "
+                          "try --temperature 1)"
+                    : "no tokens received";
   rec.success = rec.error.empty();
   return rec;
 }
