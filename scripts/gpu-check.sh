@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA backend's checks and benchmarks in one command on the GPU machine:
 #   bash scripts/gpu-check.sh [STAGE...]      (default: all stages, in this order)
-# Stages: build test model compare decode throughput peers serve tokenizers
+# Stages: build test model compare decode throughput peers engine serve tokenizers
 #   build       configure with the carried Debian packages (.deps), build actorserve_gpu_bench + test_gpu
 #   test        test_gpu (kernel tests vs CPU references, tiny models vs the CPU backend)
 #   model       a random Llama-3-8B-shaped bf16 model (actorserve make-model if present, else python)
@@ -11,6 +11,8 @@
 #   peers       transformers generate() and generate_batch() on the same model
 #   serve       `actorserve serve --device cuda` on the model: start -> /ready, bench serve 1024/256 at
 #               concurrency 1/16/64/256 (scripts/gpu-serve-bench.sh; needs $BUILD/actorserve)
+#   engine      the same offline workloads through the product path: `actorserve bench throughput --device cuda`
+#               (engine actors + CUDA executor), next to actorserve_gpu_bench's plain loop
 #   tokenizers  issue 3's one-off checks: chat templates vs transformers.apply_chat_template, and
 #               encode MB/s of Hugging Face tokenizers next to ours on this CPU (scripts/gpu-tokenizer-check.sh)
 # Logs and JSON go to $OUT (default /tmp/gpu-check); a summary table is printed last.
@@ -119,6 +121,15 @@ if has peers; then
     --input-len 1000 --output-len 256 --json "$OUT/hf_batch_1000.json" || true
 fi
 
+if has engine && [ -x "$BUILD/actorserve" ]; then
+  run engine_128 300 "$BUILD/actorserve" bench throughput --model "$MODEL" --device cuda --num-prompts "$PROMPTS_N" \
+    --random-input-len 128 --random-output-len 128 --ignore-eos --max-num-seqs 512 --max-num-batched-tokens 8192 \
+    --result-file "$OUT/engine_128.json" || true
+  run engine_1000 480 "$BUILD/actorserve" bench throughput --model "$MODEL" --device cuda --num-prompts "$PROMPTS_N" \
+    --random-input-len 1000 --random-output-len 1000 --ignore-eos --max-num-seqs 512 --max-num-batched-tokens 8192 \
+    --result-file "$OUT/engine_1000.json" || true
+fi
+
 if has tokenizers; then
   run tokenizers 300 bash scripts/gpu-tokenizer-check.sh "$BUILD" "$OUT" || true
 fi
@@ -179,6 +190,11 @@ for name in ("throughput_128", "throughput_1000"):
         print(f"throughput {t['num_prompts']} x {t['input_len']}/{t['output_len']}: {t['output_tokens_per_s']:.0f} output tok/s, "
               f"{t['total_tokens_per_s']:.0f} total tok/s, {t['elapsed_s']:.1f} s, {t['steps']} steps, "
               f"{t.get('mean_step_ms', 0):.2f} ms/step, {t.get('preemptions', 0)} preemptions")
+for name in ("engine_128", "engine_1000"):
+    t = load(name + ".json")
+    if t:
+        print(f"engine (bench throughput) {t['num_requests']} x {name[7:]}: {t['output_tokens_per_second']:.0f} output tok/s, "
+              f"{t['tokens_per_second']:.0f} total tok/s, {t['elapsed_time']:.1f} s, {t['failed_requests']} failed")
 s = load("serve_startup.json")
 if s:
     print(f"serve: process start -> /ready {s['process_start_to_ready_s']:.2f} s")
