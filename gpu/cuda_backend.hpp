@@ -58,6 +58,11 @@ public:
   void copy_blocks(const std::vector<block_copy>& copies) override;
   void swap_out(const std::vector<block_copy>& copies) override;
   void swap_in(const std::vector<block_copy>& copies) override;
+  // gpu/cuda_kv_transfer.cpp: migration by KV shipping (device <-> host copies).
+  std::optional<kv_transfer_layout> kv_transfer() const override;
+  void export_kv(const std::vector<int32_t>& block_table, int32_t num_tokens, std::string& out) override;
+  void import_kv(const std::vector<int32_t>& block_table, int32_t num_tokens, int32_t data_tokens,
+                 std::string_view data) override;
 
   const cuda_startup_stats& startup() const;
   /// Profiling: steps run eagerly with CUDA events between the kernel groups; profile() gives
