@@ -1,0 +1,121 @@
+#pragma once
+// Private to actors/cluster: the state of a cluster node shared by its parts.
+//   node.cpp            the public side (start, submit, cancel, drain, metrics) and the actor's
+//                       handler table;
+//   node_membership.cpp handshake, load reports/heartbeats, connecting, losing peers;
+//   node_routing.cpp    placing requests, forwarding them to peers, relaying their events back;
+//   node_failover.cpp   failover, migration and drain.
+// Everything in `impl` below `mu` is guarded by it; the handlers run on the node actor.
+
+#include "actors/cluster/node.hpp"
+#include "actors/cluster/node_protocol.hpp"
+#include "actors/cluster/wire.hpp"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace actorserve::cluster {
+
+using clock_type = engine_clock;
+constexpr size_t max_prefixes_per_node = 1 << 16;
+
+struct peer_state {
+  std::string name;
+  uint64_t incarnation = 0;
+  caf::actor handle;
+  bool alive = false;
+  clock_type::time_point last_heard{};
+  load_msg load;
+  std::unordered_set<uint64_t> prefixes;
+  int32_t outstanding = 0;
+};
+
+struct origin_req {
+  generate_request original;
+  output_sink sink;
+  std::vector<int32_t> received; // choice 0's tokens the client has been given
+  int32_t completion_before = 0; // tokens received before the current attempt
+  uint32_t attempt = 0;
+  std::string executor;          // node name (this node's own name when local)
+  uint64_t local_id = 0;         // engine id when local
+  clock_type::time_point last_event{};
+  clock_type::time_point loss_at{}; // pause measurement after a failover/migration
+  bool pause_pending = false;
+  bool migration = false;
+  size_t resumed_tokens = 0;
+};
+
+struct exec_req {
+  caf::actor origin;
+  uint64_t origin_id = 0;
+  uint32_t attempt = 0;
+};
+
+/// "host:port" -> (host, port); throws std::runtime_error.
+std::pair<std::string, uint16_t> split_addr(const std::string& addr);
+
+struct cluster_node::impl {
+  cluster_config cfg;
+  engine& eng;
+  std::unique_ptr<caf::actor_system_config> sys_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor node;
+  uint16_t bound_port = 0;
+
+  mutable std::mutex mu; // everything below
+  std::map<std::string, peer_state> peers;
+  std::map<std::string, uint64_t> known_incarnations; // highest seen per name (stale refusal)
+  std::unordered_map<uint64_t, origin_req> origins;
+  std::unordered_map<uint64_t, exec_req> execs; // local engine id -> a peer's request
+  std::unordered_set<uint64_t> own_prefixes;
+  std::vector<uint64_t> new_prefixes; // not yet reported
+  std::set<std::string> self_addrs;                        // peer-list entries that are this node
+  std::map<std::string, std::string> addr_names;           // peer-list entry -> node name
+  std::map<std::string, clock_type::time_point> retry_at;  // refused: do not knock again before
+  router_policy router;
+  cluster_counters counters;
+
+  uint32_t my_version() const { return cfg.protocol_version ? cfg.protocol_version : protocol_version; }
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> draining{false};
+
+  impl(cluster_config c, engine& e) : cfg(std::move(c)), eng(e), router(cfg.policy) {}
+
+  // ---- routing (node_routing.cpp), `mu` held ----
+  void note_prefixes(const std::vector<uint64_t>& hashes);
+  void fail(uint64_t id, origin_req& o, engine_errc err, const std::string& why);
+  bool place(uint64_t id, const std::vector<std::string>& exclude, submit_result* result);
+  // ---- routing, takes `mu` itself ----
+  void on_output(uint64_t id, uint32_t attempt, request_output&& out, bool* stale);
+  // ---- failover (node_failover.cpp), `mu` held ----
+  void resume(uint64_t id, const std::string& lost, bool migration);
+  void release_outstanding(origin_req& o);
+  // ---- membership (node_membership.cpp), `mu` held ----
+  void peer_lost(peer_state& p, const std::string& why);
+  peer_state* peer_by_addr(const caf::actor_addr& a);
+  load_msg own_load();
+
+  // ---- the node actor (node.cpp lists the handlers; each takes `mu` as needed) ----
+  caf::behavior behave(caf::event_based_actor* self);
+  void on_down(const caf::down_msg& dm);
+  void add_peer(caf::event_based_actor* self, const std::string& name, uint64_t incarnation, caf::actor handle);
+  void on_tick(caf::event_based_actor* self, const std::shared_ptr<std::set<std::string>>& connecting);
+  std::string on_hello(caf::event_based_actor* self, const std::string& blob);
+  void on_load(caf::event_based_actor* self, const std::string& blob);
+  std::string on_forward(caf::event_based_actor* self, const std::string& blob);
+  void on_output_msg(caf::event_based_actor* self, const std::string& blob);
+  void on_place(caf::event_based_actor* self, const std::string& peer, const std::string& blob, uint64_t id,
+                uint32_t attempt);
+  void on_cancel_msg(caf::event_based_actor* self, const std::string& blob);
+  void on_migrate(caf::event_based_actor* self, const std::string& blob);
+  void on_drain(caf::event_based_actor* self);
+};
+
+} // namespace actorserve::cluster
