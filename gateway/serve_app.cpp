@@ -11,6 +11,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <sstream>
 #include <pthread.h>
 #include <stdexcept>
 #include <thread>
@@ -104,6 +105,12 @@ int run_server(serve_config cfg) {
     if (cfg.cluster_enabled) {
       cfg.cluster.block_size = cfg.backend.block_size;
       cfg.cluster.capacity = cfg.engine.max_num_seqs;
+      { // KV payloads are only accepted from peers serving the same model (name + config.json)
+        std::ifstream config_json(model_dir / "config.json");
+        std::stringstream text;
+        text << config_json.rdbuf();
+        cfg.cluster.model_id = cluster::kv_model_id(cfg.served_model_names.front(), text.str());
+      }
       cluster_node = cluster::cluster_node::start(cfg.cluster, *eng);
       cluster::cluster_node* node = cluster_node.get();
       server.route_through([node](generate_request r, output_sink s) { return node->submit(std::move(r), std::move(s)); },

@@ -4,16 +4,6 @@
 
 namespace actorserve::cluster {
 
-const char* to_string(migration_method m) { return m == migration_method::kv ? "kv" : "recompute"; }
-
-std::optional<migration_method> parse_migration_method(std::string_view s) {
-  if (s == "kv")
-    return migration_method::kv;
-  if (s == "recompute")
-    return migration_method::recompute;
-  return std::nullopt;
-}
-
 // ---- kv_export_store -------------------------------------------------------------------------
 
 uint64_t kv_export_store::add(const kv_snapshot& snap, const std::string& model_id, size_t chunk_bytes) {

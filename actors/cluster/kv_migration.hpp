@@ -29,10 +29,6 @@ CAF_END_TYPE_ID_BLOCK(actorserve_kv)
 
 namespace actorserve::cluster {
 
-enum class migration_method { recompute, kv };
-const char* to_string(migration_method m);
-std::optional<migration_method> parse_migration_method(std::string_view s);
-
 /// Where a resumed request's K/V can be fetched (empty node: nowhere, recompute).
 struct kv_source {
   std::string node;

@@ -85,6 +85,16 @@ std::string describe(const kv_transfer_layout& l) {
 
 } // namespace
 
+const char* to_string(migration_method m) { return m == migration_method::kv ? "kv" : "recompute"; }
+
+std::optional<migration_method> parse_migration_method(std::string_view s) {
+  if (s == "kv")
+    return migration_method::kv;
+  if (s == "recompute")
+    return migration_method::recompute;
+  return std::nullopt;
+}
+
 std::string encode(const kv_header& m) {
   msgpack::sbuffer b;
   packer p(b);

@@ -15,10 +15,17 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
 namespace actorserve::cluster {
+
+/// How a running sequence moves to another node (cluster_config::migration).
+enum class migration_method { recompute, kv };
+const char* to_string(migration_method m);
+std::optional<migration_method> parse_migration_method(std::string_view s);
 
 constexpr size_t default_kv_chunk_bytes = size_t(1) << 20;
 constexpr uint64_t max_kv_payload_bytes = uint64_t(8) << 30;

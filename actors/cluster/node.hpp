@@ -9,7 +9,9 @@
 // received (prompt + those tokens, recomputed), so the stream continues without gaps or
 // duplicates.
 
+#include "actors/cluster/kv_transfer.hpp"
 #include "actors/cluster/router_policy.hpp"
+#include "actors/cluster/tls.hpp"
 #include "actors/engine.hpp"
 
 #include <chrono>
@@ -36,6 +38,14 @@ struct cluster_config {
   std::chrono::milliseconds report_interval{250}; // load reports to every peer
   std::chrono::milliseconds suspect_after{2000};  // silence before a peer counts as dead
   std::chrono::milliseconds forward_timeout{5000};
+  // Migration (drain, admin call): ship the sequence's KV blocks, or recompute prompt + output.
+  // kv falls back to recompute when the export, the transfer or the import fails.
+  migration_method migration = migration_method::kv;
+  size_t kv_chunk_bytes = default_kv_chunk_bytes;   // bounded chunks of a KV transfer
+  std::chrono::milliseconds kv_fetch_timeout{5000}; // per chunk request
+  std::chrono::milliseconds kv_budget{30000};       // a whole transfer; then recompute
+  std::string model_id;           // kv_model_id(served name, config.json): peers with another refuse payloads
+  cluster_tls tls;                // certificate, key, CA: TLS between nodes when set
 };
 
 /// Expands --cluster-dns/--cluster-size into peer addresses, from this host's name
@@ -59,6 +69,10 @@ struct cluster_counters {
   double last_failover_pause_s = 0; // last event before the loss -> first event after the resume
   double migrate_seconds_total = 0; // migrate decision -> first event on the new node, summed
   int64_t migrated_tokens_total = 0; // prompt + output tokens recomputed by migrations/failovers
+  int64_t kv_exports = 0;   // sequences exported here for a migration
+  int64_t kv_imports = 0;   // migrations resumed here from shipped KV blocks
+  int64_t kv_fallbacks = 0; // KV transfers refused or failed: resumed by recomputation
+  int64_t kv_bytes = 0;     // KV payload bytes imported here
 };
 
 class cluster_node {

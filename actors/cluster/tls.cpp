@@ -1,4 +1,4 @@
-#include "actors/cluster/tls.hpp"
+#include "actors/cluster/tls_caf.hpp"
 
 #include <fstream>
 #include <stdexcept>

@@ -6,10 +6,6 @@
 // is closed during the handshake and the connecting side logs why it could not connect.
 // No hostname check: membership is "holds a certificate of the cluster CA" (a Secret).
 
-#include <caf/all.hpp>
-#include <caf/io/all.hpp>
-
-#include <cstdint>
 #include <string>
 
 namespace actorserve::cluster {
@@ -26,12 +22,5 @@ bool tls_available();
 /// Throws std::runtime_error naming the problem: a missing flag, an unreadable file, or a
 /// build without caf_openssl.
 void validate_tls(const cluster_tls& tls);
-/// Loads the openssl module with the files (after the middleman). No-op when !tls.enabled().
-void configure_tls(caf::actor_system_config& cfg, const cluster_tls& tls);
-/// The middleman actor that connects to peers: the TLS one when `tls`, else the plain one.
-caf::io::middleman_actor peer_connector(caf::actor_system& sys, bool tls);
-/// Publishes the node actor on `port` (0: any), over TLS when `tls`.
-caf::expected<uint16_t> publish_node(caf::actor_system& sys, const caf::actor& node, uint16_t port,
-                                     const char* host, bool tls);
 
 } // namespace actorserve::cluster

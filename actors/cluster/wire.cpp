@@ -217,9 +217,10 @@ std::string encode(const load_msg& m) {
 std::string encode(const forward_msg& m) {
   msgpack::sbuffer b;
   packer p(b);
-  header(p, k_forward, 3);
+  header(p, k_forward, 5);
   p.pack(m.origin_id), p.pack(m.attempt);
   pack_request(p, m.request);
+  p.pack(m.kv_node), p.pack(m.kv_transfer_id);
   return finish(b);
 }
 std::string encode(const forward_reply_msg& m) {
@@ -240,8 +241,8 @@ std::string encode(const output_msg& m) {
 std::string encode(const migrate_msg& m) {
   msgpack::sbuffer b;
   packer p(b);
-  header(p, k_migrate, 2);
-  p.pack(m.origin_id), p.pack(m.attempt);
+  header(p, k_migrate, 3);
+  p.pack(m.origin_id), p.pack(m.attempt), p.pack(m.kv_transfer_id);
   return finish(b);
 }
 std::string encode(const cancel_msg& m) {
@@ -279,6 +280,7 @@ void decode(const std::string& bytes, forward_msg& m) {
   parse(bytes, k_forward, [&](reader& r) {
     m.origin_id = r.next<uint64_t>(), m.attempt = r.next<uint32_t>();
     m.request = read_request(r.array());
+    m.kv_node = r.next<std::string>(), m.kv_transfer_id = r.next<uint64_t>();
   });
 }
 void decode(const std::string& bytes, forward_reply_msg& m) {
@@ -294,7 +296,9 @@ void decode(const std::string& bytes, output_msg& m) {
   });
 }
 void decode(const std::string& bytes, migrate_msg& m) {
-  parse(bytes, k_migrate, [&](reader& r) { m.origin_id = r.next<uint64_t>(), m.attempt = r.next<uint32_t>(); });
+  parse(bytes, k_migrate, [&](reader& r) {
+    m.origin_id = r.next<uint64_t>(), m.attempt = r.next<uint32_t>(), m.kv_transfer_id = r.next<uint64_t>();
+  });
 }
 void decode(const std::string& bytes, cancel_msg& m) {
   parse(bytes, k_cancel, [&](reader& r) { m.origin_id = r.next<uint64_t>(), m.attempt = r.next<uint32_t>(); });

@@ -16,7 +16,7 @@
 namespace actorserve::cluster {
 
 /// Bump on any incompatible change of these structs or of the message flow.
-constexpr uint32_t protocol_version = 1;
+constexpr uint32_t protocol_version = 2; // 2: KV shipping (forward and migrate name a KV transfer)
 
 struct wire_error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -53,6 +53,8 @@ struct forward_msg {
   uint64_t origin_id = 0;  // the accepting node's id of the request
   uint32_t attempt = 0;    // grows with every placement of the request
   generate_request request; // id ignored; deadline sent as milliseconds left
+  std::string kv_node;       // migration by KV shipping: fetch transfer kv_transfer_id from this
+  uint64_t kv_transfer_id = 0; // node first (empty/0: none, or when it fails: recompute)
 };
 
 struct forward_reply_msg {
@@ -71,6 +73,7 @@ struct output_msg {
 struct migrate_msg {
   uint64_t origin_id = 0;
   uint32_t attempt = 0;
+  uint64_t kv_transfer_id = 0; // the sender exported the sequence's K/V under this id (0: none)
 };
 
 struct cancel_msg {

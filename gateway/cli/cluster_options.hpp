@@ -21,6 +21,9 @@ struct cluster_flags {
   uint64_t incarnation = 0;
   uint32_t protocol_version = 0;
   std::string port_file;
+  std::string migration_method = "kv";
+  size_t kv_chunk_bytes = cluster::default_kv_chunk_bytes;
+  std::string tls_cert, tls_key, tls_ca;
 };
 
 inline void add_cluster_options(CLI::App& app, const std::shared_ptr<cluster_flags>& f) {
@@ -35,6 +38,18 @@ inline void add_cluster_options(CLI::App& app, const std::shared_ptr<cluster_fla
   app.add_option("--cluster-incarnation", f->incarnation, "this start's incarnation (default: microseconds since the "
                                                           "epoch); testing")->group("");
   app.add_option("--cluster-protocol-version", f->protocol_version, "speak another protocol version; testing")->group("");
+  app.add_option("--migration-method", f->migration_method,
+                 "how a running sequence moves to another node: kv (ship its KV blocks; falls back to recompute "
+                 "on any failure) or recompute (prefill prompt + output again)")
+      ->check(CLI::IsMember({"kv", "recompute"}))
+      ->capture_default_str();
+  app.add_option("--cluster-kv-chunk-bytes", f->kv_chunk_bytes, "KV transfer chunk size in bytes")
+      ->check(CLI::Range(size_t(4096), size_t(16) << 20))
+      ->capture_default_str();
+  app.add_option("--cluster-tls-cert", f->tls_cert, "PEM certificate of this node: TLS between nodes (with the key "
+                                                     "and the CA; peers must present a certificate of that CA)");
+  app.add_option("--cluster-tls-key", f->tls_key, "PEM private key of --cluster-tls-cert");
+  app.add_option("--cluster-tls-ca", f->tls_ca, "PEM CA certificate the peers' certificates must be signed by");
   app.add_option("--cluster-port-file", f->port_file, "write the bound cluster port here (scripts, tests)");
 }
 
@@ -50,6 +65,10 @@ inline void apply_cluster_options(const cluster_flags& f, gateway::serve_config&
   k.incarnation = f.incarnation;
   k.protocol_version = f.protocol_version;
   c.cluster_port_file = f.port_file;
+  k.migration = *cluster::parse_migration_method(f.migration_method);
+  k.kv_chunk_bytes = f.kv_chunk_bytes;
+  k.tls = {f.tls_cert, f.tls_key, f.tls_ca};
+  cluster::validate_tls(k.tls);
   for (size_t start = 0; start < f.peers.size();) {
     size_t end = f.peers.find(',', start);
     if (end == std::string::npos)

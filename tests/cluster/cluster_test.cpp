@@ -273,7 +273,7 @@ TEST_CASE("a peer with the wrong protocol version or a stale incarnation is refu
   std::this_thread::sleep_for(1500ms);
   CHECK(a.metric("actorserve:cluster_peers_alive") == 0);
   CHECK(a.metric("actorserve:cluster_handshakes_refused_total") >= 1);
-  CHECK_THAT(a.log_text(), Catch::Contains("protocol version 99, this node speaks 1"));
+  CHECK_THAT(a.log_text(), Catch::Contains("protocol version 99, this node speaks 2"));
   CHECK_THAT(wrong.log_text(), Catch::Contains("refused us"));
   wrong.signal(SIGKILL);
   wrong.wait_exit();
