@@ -79,9 +79,10 @@ struct generate_request {
   int32_t priority = 0;            // lower runs first when engine_config::policy is priority
   engine_clock::time_point arrival_time{};                      // default: time of submit
   engine_clock::time_point deadline = engine_clock::time_point::max(); // abort after this
-  /// Migration by KV shipping: K/V of a prefix of prompt_token_ids computed elsewhere (same
-  /// model and layout). The engine imports the longest prefix whose tokens match (leaving the
-  /// last prompt token to compute) instead of prefilling it. In-process only (not serialized).
+  /// Migration by KV shipping: K/V of a prefix of the sequence (prompt_token_ids, then
+  /// resume_output_token_ids) computed elsewhere (same model and layout). The engine imports the
+  /// longest prefix whose tokens match, leaving the last token to compute, instead of prefilling
+  /// it. In-process only (not serialized).
   std::shared_ptr<const kv_snapshot> kv_import;
 };
 

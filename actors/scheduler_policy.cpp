@@ -73,11 +73,12 @@ void scheduler_policy::add_request(const generate_request& req) {
   s->arrival_order = next_arrival_++;
   s->sampling = req.sampling;
   if (req.kv_import && req.n == 1 && req.kv_import->error.empty()) {
-    // Import the longest matching prefix, leaving the last prompt token to compute (logits).
+    // Import the longest prefix whose tokens match (prompt, then resumed outputs), leaving the
+    // last token to compute (its logits).
     const auto& kv = *req.kv_import;
-    const size_t limit = std::min(kv.token_ids.size(), req.prompt_token_ids.size() - 1);
+    const size_t limit = std::min(kv.token_ids.size(), s->tokens.size() - 1);
     size_t match = 0;
-    while (match < limit && kv.token_ids[match] == req.prompt_token_ids[match])
+    while (match < limit && kv.token_ids[match] == s->tokens[size_t(match)])
       ++match;
     if (match > 0) {
       s->imported_tokens = int32_t(match);
