@@ -121,6 +121,8 @@ request_limits http_server::impl::limits() const {
   request_limits l;
   l.model_names = options.served_model_names;
   l.max_logprobs = options.max_logprobs;
+  l.tool_parser = options.tool_parser;
+  l.enable_auto_tool_choice = options.enable_auto_tool_choice;
   const text_frontend* f = frontend.load();
   if (f) {
     l.vocab_size = f->vocab_size();
@@ -156,11 +158,12 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
                                      "model_loading"),
                       options.retry_after_s);
 
-  const json body = parse_json_body(req.body);
+  const nlohmann::ordered_json body = parse_json_body(req.body);
   const request_limits l = limits();
   prepared_request prepared;
   generation_params params;
   bool echo = false;
+  std::optional<tool_parser_kind> tool_parser;
   if (kind == api_kind::completion) {
     completion_request r = parse_completion_request(body, l);
     prepared = prepare_completion(r, *f, max_model_len, received);
@@ -170,6 +173,7 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
     chat_request r = parse_chat_request(body, l);
     prepared = prepare_chat(r, *f, max_model_len, received);
     params = std::move(r.params);
+    tool_parser = r.tool_parser;
   }
 
   assembler_options ao;
@@ -183,6 +187,7 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
   if (echo)
     ao.echo_text = std::move(prepared.echo_text);
   ao.token_text = [f](int32_t token) { return f->token_text(token); };
+  ao.tool_parser = tool_parser;
 
   const std::string response_id = ao.meta.id;
   auto job = std::make_shared<response_job>(std::move(ao));

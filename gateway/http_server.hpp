@@ -15,11 +15,13 @@
 #include "actors/engine.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/text_frontend.hpp"
+#include "gateway/tool_parser.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,8 @@ struct server_options {
   size_t max_threads = 2048;                // connection threads at most (streams + others)
   int retry_after_s = 1;                    // Retry-After on 429/503
   int32_t max_logprobs = 20;                // largest logprobs / top_logprobs accepted
+  std::optional<tool_parser_kind> tool_parser; // --tool-call-parser
+  bool enable_auto_tool_choice = false;        // --enable-auto-tool-choice
   bool access_log = true;
 };
 

@@ -6,7 +6,7 @@
 namespace actorserve::gateway {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::string format_number(double v) {
   std::ostringstream out;

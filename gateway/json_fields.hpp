@@ -15,16 +15,16 @@
 namespace actorserve::gateway {
 
 /// "a string", "an integer", "a number", "a boolean", "an array", "an object", "null".
-std::string json_kind(const nlohmann::json& v);
+std::string json_kind(const nlohmann::ordered_json& v);
 
 class json_fields {
 public:
   /// `prefix` is prepended to field names in messages ("messages[2]." for nested objects).
-  explicit json_fields(const nlohmann::json& object, std::string prefix = {});
+  explicit json_fields(const nlohmann::ordered_json& object, std::string prefix = {});
 
   bool has(const char* name) const;          // present and not null
   bool present(const char* name) const;      // present, null or not
-  const nlohmann::json* get(const char* name) const; // nullptr when absent or null
+  const nlohmann::ordered_json* get(const char* name) const; // nullptr when absent or null
   std::string param(const char* name) const { return prefix_ + name; }
 
   std::optional<bool> boolean(const char* name) const;
@@ -41,12 +41,12 @@ public:
   [[noreturn]] void wrong_type(const char* name, const char* expected) const;
 
 private:
-  const nlohmann::json& object_;
+  const nlohmann::ordered_json& object_;
   std::string prefix_;
 };
 
 /// Reads an integer out of a JSON value (integral numbers only, in [min, max]); throws the
 /// OpenAI error for `param` otherwise.
-int64_t json_integer(const nlohmann::json& v, const std::string& param, int64_t min, int64_t max);
+int64_t json_integer(const nlohmann::ordered_json& v, const std::string& param, int64_t min, int64_t max);
 
 } // namespace actorserve::gateway

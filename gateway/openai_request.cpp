@@ -1,6 +1,7 @@
 #include "gateway/openai_request.hpp"
 
 #include "gateway/json_fields.hpp"
+#include "gateway/json_parse.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -8,7 +9,7 @@
 namespace actorserve::gateway {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 constexpr int32_t max_int32 = std::numeric_limits<int32_t>::max();
 
@@ -211,6 +212,43 @@ void parse_content(const json_fields& f, chat_message& m) {
   }
 }
 
+// An assistant message's tool_calls as the chat template gets them. OpenAI sends each call's
+// `arguments` as a JSON string; templates expect an object (Llama 3's prints it with tojson),
+// so, as vLLM does, a string is parsed (keeping its key order) and an empty one becomes {}.
+json template_tool_calls(const json& calls, const std::string& param) {
+  json out = calls;
+  for (size_t i = 0; i < out.size(); ++i) {
+    json& call = out[i];
+    const std::string where = param + "[" + std::to_string(i) + "]";
+    if (!call.is_object())
+      throw invalid_request("Invalid type for '" + where + "': expected an object, but got " + json_kind(call) +
+                                " instead.",
+                            where, "invalid_type");
+    auto fn = call.find("function");
+    if (fn == call.end() || !fn->is_object())
+      missing(where + ".function");
+    auto name = fn->find("name");
+    if (name == fn->end() || !name->is_string())
+      missing(where + ".function.name");
+    auto args = fn->find("arguments");
+    if (args == fn->end() || args->is_null() || (args->is_string() && args->get_ref<const std::string&>().empty())) {
+      (*fn)["arguments"] = json::object();
+    } else if (args->is_string()) {
+      try {
+        *args = parse_ordered_json(args->get_ref<const std::string&>());
+      } catch (const nlohmann::json::exception& e) {
+        throw invalid_request("Invalid '" + where + ".function.arguments': not valid JSON (" + e.what() + ").",
+                              where + ".function.arguments", "invalid_value");
+      }
+    } else if (!args->is_object()) {
+      throw invalid_request("Invalid type for '" + where + ".function.arguments': expected a JSON string or an "
+                                "object, but got " + json_kind(*args) + " instead.",
+                            where + ".function.arguments", "invalid_type");
+    }
+  }
+  return out;
+}
+
 std::vector<chat_message> parse_messages(const json_fields& f) {
   const json* v = f.get("messages");
   if (!v)
@@ -250,7 +288,7 @@ std::vector<chat_message> parse_messages(const json_fields& f) {
                               prefix + "tool_calls");
       if (!calls->is_array())
         mf.wrong_type("tool_calls", "an array");
-      m.tool_calls = *calls;
+      m.tool_calls = template_tool_calls(*calls, prefix + "tool_calls");
     }
     if (!m.has_content && m.tool_calls.is_null())
       missing(prefix + "content");
@@ -259,7 +297,11 @@ std::vector<chat_message> parse_messages(const json_fields& f) {
   return messages;
 }
 
-void parse_tools(const json_fields& f, chat_request& r) {
+// tools and tool_choice, with vLLM's rules: tool_choice defaults to "auto" when tools are
+// given; "auto" needs --enable-auto-tool-choice and --tool-call-parser; "required" and a named
+// function need --tool-call-parser (vLLM forces them with guided decoding, which this server
+// does not have: the model is asked to call the tool, and its calls are parsed, not forced).
+void parse_tools(const json_fields& f, const request_limits& limits, chat_request& r) {
   if (const json* tools = f.get("tools")) {
     if (!tools->is_array())
       f.wrong_type("tools", "an array");
@@ -291,7 +333,7 @@ void parse_tools(const json_fields& f, chat_request& r) {
       if (c != "none" && c != "auto" && c != "required")
         throw invalid_request("Invalid value: '" + c + "'. Supported values are: 'none', 'auto', and 'required'.",
                               "tool_choice", "invalid_value");
-      if (c == "required" && r.tools.is_null())
+      if (c == "required" && (!r.tools.is_array() || r.tools.empty()))
         throw invalid_request("Invalid 'tool_choice': 'required' needs 'tools'.", "tool_choice");
     } else if (choice->is_object()) {
       const json* fn = choice->contains("function") ? &(*choice)["function"] : nullptr;
@@ -308,13 +350,33 @@ void parse_tools(const json_fields& f, chat_request& r) {
     }
     r.tool_choice = *choice;
   }
+  const bool has_tools = r.tools.is_array() && !r.tools.empty();
+  const std::string mode = r.tool_choice.is_null()    ? (has_tools ? "auto" : "none")
+                           : r.tool_choice.is_string() ? r.tool_choice.get<std::string>()
+                                                       : "function";
+  if (mode == "none" || !has_tools)
+    return;
+  if (mode == "auto" && !(limits.enable_auto_tool_choice && limits.tool_parser))
+    throw invalid_request(std::string(r.tool_choice.is_null() ? "'tools' were given, so 'tool_choice' defaults to "
+                                                                "\"auto\", which"
+                                                              : "\"auto\" tool choice") +
+                              " requires the server to run with --enable-auto-tool-choice and --tool-call-parser. "
+                              "Send \"tool_choice\": \"none\" to show the tools to the model without parsing tool "
+                              "calls.",
+                          "tool_choice", "tool_choice_not_enabled");
+  if (!limits.tool_parser)
+    throw invalid_request((mode == "required" ? std::string("tool_choice \"required\"") : "A named tool_choice") +
+                              " requires the server to run with --tool-call-parser (tool calls are parsed from the "
+                              "model's output; this server has no guided decoding to force them).",
+                          "tool_choice", "tool_choice_not_enabled");
+  r.tool_parser = limits.tool_parser;
 }
 
 } // namespace
 
 json parse_json_body(std::string_view body) {
   try {
-    return json::parse(body.begin(), body.end());
+    return parse_ordered_json(body);
   } catch (const json::parse_error& e) {
     const std::string what = e.what();
     if (what.find("UTF-8") != std::string::npos)
@@ -359,7 +421,7 @@ chat_request parse_chat_request(const json& body, const request_limits& limits) 
                           "top_logprobs");
   if (logprobs)
     r.params.sampling.logprobs = int32_t(top.value_or(0));
-  parse_tools(f, r);
+  parse_tools(f, limits, r);
   if (const json* fmt = f.get("response_format")) {
     if (!fmt->is_object())
       f.wrong_type("response_format", "an object");

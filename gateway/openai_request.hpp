@@ -8,6 +8,7 @@
 // tool_calls, chat_template_kwargs) are kept as validated JSON values for the template.
 
 #include "gateway/api_error.hpp"
+#include "gateway/tool_parser.hpp"
 #include "model/sampling.hpp"
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,8 @@ struct request_limits {
   size_t max_stop_strings = 16;
   size_t max_prompts = 256;             // prompts in one /v1/completions request
   sampling_params defaults;             // what a request does not set (the model's generation_config)
+  std::optional<tool_parser_kind> tool_parser; // --tool-call-parser: tool calls can be returned
+  bool enable_auto_tool_choice = false;        // --enable-auto-tool-choice: tool_choice "auto" allowed
 };
 
 /// Parameters common to both APIs, in native form.
@@ -71,24 +74,30 @@ struct chat_message {
   bool has_content = true;  // false: content was null (an assistant message with tool_calls)
   std::string name;
   std::string tool_call_id;
-  nlohmann::json tool_calls; // null, or the assistant's tool_calls array as sent
+  /// null, or the assistant's tool_calls array as sent, except that each call's `arguments`
+  /// JSON string is parsed into an object (vLLM does the same for the chat template).
+  nlohmann::ordered_json tool_calls;
 };
 
 struct chat_request {
   generation_params params;
   std::vector<chat_message> messages;
-  nlohmann::json tools;        // null or an array of {"type":"function","function":{...}}
-  nlohmann::json tool_choice;  // null, "none", "auto", "required" or {"type":"function",...}
-  nlohmann::json chat_template_kwargs; // null or an object, passed to the template
+  nlohmann::ordered_json tools;        // null or an array of {"type":"function","function":{...}}
+  nlohmann::ordered_json tool_choice;  // null, "none", "auto", "required" or {"type":"function",...}
+  nlohmann::ordered_json chat_template_kwargs; // null or an object, passed to the template
+  /// How the output is read for tool calls: set when the request has tools, tool_choice is not
+  /// "none" and the server has a --tool-call-parser (vLLM's rules; see parse_chat_request).
+  std::optional<tool_parser_kind> tool_parser;
   bool add_generation_prompt = true;
   bool continue_final_message = false;
 };
 
-/// Parses JSON text into an object; malformed JSON and invalid UTF-8 throw 400.
-nlohmann::json parse_json_body(std::string_view body);
+/// Parses JSON text, keeping object keys in the order sent (see json_parse.hpp); malformed
+/// JSON and invalid UTF-8 throw 400.
+nlohmann::ordered_json parse_json_body(std::string_view body);
 
-completion_request parse_completion_request(const nlohmann::json& body, const request_limits& limits);
-chat_request parse_chat_request(const nlohmann::json& body, const request_limits& limits);
+completion_request parse_completion_request(const nlohmann::ordered_json& body, const request_limits& limits);
+chat_request parse_chat_request(const nlohmann::ordered_json& body, const request_limits& limits);
 
 /// After tokenization: the prompt must leave room in the context, and prompt + max_tokens must
 /// fit in it. Returns the effective max_tokens (the rest of the context when not given).

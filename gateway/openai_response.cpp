@@ -27,9 +27,18 @@ json stop_reason(const choice_output& c) {
   return nullptr;
 }
 
-json finish_json(finish_reason r) {
+json finish_json(finish_reason r, bool tools_called = false) {
+  if (tools_called && (r == finish_reason::stop || r == finish_reason::length))
+    return "tool_calls";
   std::string text = finish_reason_text(r);
   return text.empty() ? json(nullptr) : json(text);
+}
+
+json tool_calls_json(const std::vector<tool_call>& calls) {
+  json list = json::array();
+  for (const tool_call& c : calls)
+    list.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  return list;
 }
 
 json usage_json(const usage_totals& u) {
@@ -151,10 +160,13 @@ std::string chat_response(const response_meta& meta, const std::vector<choice_ou
   json j = envelope(meta, "chat.completion");
   json list = json::array();
   for (const choice_output& c : choices) {
+    // With tool calls and no other text, content is null (as OpenAI sends it).
+    json content = c.tool_calls.empty() || !c.text.empty() ? json(c.text) : json(nullptr);
     list.push_back({{"index", c.index},
-                    {"message", {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}, {"tool_calls", json::array()}}},
+                    {"message", {{"role", "assistant"}, {"content", std::move(content)}, {"refusal", nullptr},
+                                 {"tool_calls", tool_calls_json(c.tool_calls)}}},
                     {"logprobs", logprobs ? chat_logprobs(c.logprobs, token_text) : json(nullptr)},
-                    {"finish_reason", finish_json(c.finish)},
+                    {"finish_reason", finish_json(c.finish, c.tools_called)},
                     {"stop_reason", stop_reason(c)}});
   }
   j["choices"] = std::move(list);
@@ -182,10 +194,30 @@ std::string chat_chunk(const response_meta& meta, const choice_output& delta, bo
   json choice = {{"index", delta.index},
                  {"delta", std::move(d)},
                  {"logprobs", logprobs && !delta.logprobs.empty() ? chat_logprobs(delta.logprobs, token_text) : json(nullptr)},
-                 {"finish_reason", finish_json(delta.finish)}};
+                 {"finish_reason", finish_json(delta.finish, delta.tools_called)}};
   if (delta.finish != finish_reason::none)
     choice["stop_reason"] = stop_reason(delta);
   j["choices"] = json::array({std::move(choice)});
+  if (meta.include_usage)
+    j["usage"] = nullptr;
+  return dump(j);
+}
+
+std::string chat_tool_call_chunk(const response_meta& meta, int32_t index, int32_t call_index, const tool_call& call,
+                                 bool header) {
+  json j = envelope(meta, "chat.completion.chunk");
+  json entry = {{"index", call_index}};
+  if (header) {
+    entry["id"] = call.id;
+    entry["type"] = "function";
+    entry["function"] = {{"name", call.name}, {"arguments", ""}};
+  } else {
+    entry["function"] = {{"arguments", call.arguments}};
+  }
+  j["choices"] = json::array({{{"index", index},
+                               {"delta", {{"tool_calls", json::array({std::move(entry)})}}},
+                               {"logprobs", nullptr},
+                               {"finish_reason", nullptr}}});
   if (meta.include_usage)
     j["usage"] = nullptr;
   return dump(j);

@@ -4,6 +4,7 @@
 // with both APIs' logprobs shapes. Everything returned is compact JSON text (one line).
 
 #include "actors/engine.hpp"
+#include "gateway/tool_parser.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -35,6 +36,8 @@ struct choice_output {
   finish_reason finish = finish_reason::none;
   std::string stop_str;   // stop_reason: the stop string that ended the choice
   int32_t stop_token = -1; // or the stop token id
+  std::vector<tool_call> tool_calls; // chat, non-streaming: the calls parsed out of the text
+  bool tools_called = false; // chat: the model called tools, so a stop/length finish is "tool_calls"
 };
 
 struct usage_totals {
@@ -66,6 +69,11 @@ std::string chat_role_chunk(const response_meta& meta, int32_t index);
 /// Content and/or finish: delta {"content": ...} (or {} on a finish-only chunk).
 std::string chat_chunk(const response_meta& meta, const choice_output& delta, bool logprobs,
                        const token_text_fn& token_text);
+/// One streamed tool call of choice `index`, as OpenAI streams one: `header` gives the chunk
+/// that opens call number `call_index` (id, type, name, empty arguments), else the chunk with
+/// its arguments.
+std::string chat_tool_call_chunk(const response_meta& meta, int32_t index, int32_t call_index, const tool_call& call,
+                                 bool header);
 
 // ---- both ----
 

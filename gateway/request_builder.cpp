@@ -47,6 +47,9 @@ prepared_request prepare_chat(const chat_request& request, const text_frontend& 
   const std::string text = frontend.apply_chat_template(request);
   out.engine_requests.push_back(base_request(request.params, frontend.encode(text, frontend.chat_adds_special_tokens()),
                                              max_model_len, "messages", arrival));
+  // A parser whose marker is a special token must see it in the text.
+  if (request.tool_parser && tool_parser_needs_special_tokens(*request.tool_parser))
+    out.engine_requests.back().skip_special_tokens = false;
   return out;
 }
 

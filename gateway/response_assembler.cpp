@@ -26,6 +26,8 @@ response_assembler::response_assembler(assembler_options options)
     const size_t prompt = i / size_t(options_.n);
     if (prompt < options_.echo_text.size())
       choices_[i].text_offset = options_.echo_text[prompt].size();
+    if (options_.tool_parser && options_.stream && options_.kind == api_kind::chat)
+      choices_[i].tools.emplace(*options_.tool_parser);
   }
 }
 
@@ -39,7 +41,9 @@ std::string response_assembler::start() {
 
 std::string response_assembler::stream_delta(size_t global, const choice_delta& d) {
   choice_state& c = choices_[global];
-  choice_output delta{int32_t(global), d.text, {}, finish_reason::none};
+  choice_output delta;
+  delta.index = int32_t(global);
+  delta.text = d.text;
   if (options_.logprobs)
     delta.logprobs = d.logprobs;
   std::string out;
@@ -63,11 +67,35 @@ std::string response_assembler::stream_delta(size_t global, const choice_delta& 
     }
     return out;
   }
+  tool_parse_step tools;
+  if (c.tools) { // the parser decides which text is content and which makes tool calls
+    tools = c.tools->add(delta.text);
+    if (d.finish != finish_reason::none) {
+      tool_parse_step rest = c.tools->finish();
+      tools.content += rest.content;
+      for (auto& call : rest.calls)
+        tools.calls.push_back(std::move(call));
+    }
+    delta.text = std::move(tools.content);
+  }
   if (!delta.text.empty() || !delta.logprobs.empty())
     out += sse_event(chat_chunk(options_.meta, delta, options_.logprobs, options_.token_text));
+  if (!tools.calls.empty()) {
+    int32_t call_index = c.tools->num_calls() - int32_t(tools.calls.size());
+    for (const tool_call& call : tools.calls) {
+      out += sse_event(chat_tool_call_chunk(options_.meta, int32_t(global), call_index, call, true));
+      out += sse_event(chat_tool_call_chunk(options_.meta, int32_t(global), call_index, call, false));
+      ++call_index;
+    }
+  }
   if (d.finish != finish_reason::none) {
     // Chat ends each choice with an empty delta carrying finish_reason.
-    choice_output fin{int32_t(global), "", {}, d.finish, d.stop_str, d.stop_token};
+    choice_output fin;
+    fin.index = int32_t(global);
+    fin.finish = d.finish;
+    fin.stop_str = d.stop_str;
+    fin.stop_token = d.stop_token;
+    fin.tools_called = c.tools && c.tools->num_calls() > 0;
     out += sse_event(chat_chunk(options_.meta, fin, false, options_.token_text));
   }
   return out;
@@ -155,6 +183,12 @@ std::string response_assembler::finish() {
       offsets.push_back(options_.echo_text[prompt].size());
     } else {
       offsets.push_back(0);
+    }
+    if (options_.tool_parser && options_.kind == api_kind::chat) {
+      tool_parse_result parsed = parse_tool_calls(*options_.tool_parser, c.text);
+      c.text = std::move(parsed.content);
+      c.tool_calls = std::move(parsed.calls);
+      c.tools_called = !c.tool_calls.empty();
     }
     outputs.push_back(std::move(c));
   }

@@ -26,6 +26,9 @@ struct assembler_options {
   size_t num_prompts = 1;
   std::vector<std::string> echo_text; // completions with echo: each prompt's text (else empty)
   token_text_fn token_text;
+  /// Chat: parse tool calls out of each choice's text (the request has tools and the server a
+  /// --tool-call-parser); calls go out as tool_calls, the rest as content.
+  std::optional<tool_parser_kind> tool_parser;
 };
 
 /// The HTTP status and OpenAI error for a request the engine failed.
@@ -57,6 +60,7 @@ private:
     choice_output output;     // accumulated (non-streaming) or the finish info (streaming)
     size_t text_offset = 0;   // completions logprobs: where the next text starts
     bool echoed = false;
+    std::optional<tool_call_parser> tools; // streaming chat with a tool parser
   };
   std::string stream_delta(size_t global_index, const choice_delta& d);
 

@@ -34,9 +34,11 @@ void log_config(const serve_config& c, const fs::path& model_dir, const std::str
                c.backend.kv_cache_tokens == 0 ? std::string("auto") : std::to_string(c.backend.kv_cache_tokens),
                c.backend.gpu_memory_utilization);
   spdlog::info("http: {}:{}, api key {}, http threads up to {}, max request {} bytes, read/write timeout {}/{} s, "
-               "shutdown timeout {} s, generation config {}",
+               "shutdown timeout {} s, generation config {}, tool call parser {}{}",
                c.host, c.port, c.api_key.empty() ? "off" : "on", http_threads, c.max_request_bytes, c.read_timeout_s,
-               c.write_timeout_s, c.shutdown_timeout_s, c.generation_config);
+               c.write_timeout_s, c.shutdown_timeout_s, c.generation_config,
+               c.tool_call_parser.empty() ? "none" : c.tool_call_parser,
+               c.enable_auto_tool_choice ? " (auto tool choice on)" : "");
 }
 
 // Waits for SIGINT or SIGTERM (blocked in every thread, so only this wait sees them), up to
@@ -60,6 +62,15 @@ int run_server(serve_config cfg) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  std::optional<tool_parser_kind> tool_parser;
+  if (!cfg.tool_call_parser.empty()) {
+    tool_parser = tool_parser_from_name(cfg.tool_call_parser);
+    if (!tool_parser)
+      throw std::runtime_error("--tool-call-parser " + cfg.tool_call_parser + ": unknown parser (known: " +
+                               tool_parser_names() + ")");
+  }
+  if (cfg.enable_auto_tool_choice && !tool_parser)
+    throw std::runtime_error("--enable-auto-tool-choice requires --tool-call-parser");
   const fs::path model_dir = cfg.model.empty() ? default_model_dir() : fs::path(cfg.model);
   if (!fs::is_regular_file(model_dir / "config.json"))
     throw std::runtime_error("--model " + model_dir.string() + ": no config.json there (a Hugging Face model folder)");
@@ -86,6 +97,8 @@ int run_server(serve_config cfg) {
   so.max_threads = http_threads;
   so.access_log = cfg.access_log;
   so.max_logprobs = cfg.max_logprobs;
+  so.tool_parser = tool_parser;
+  so.enable_auto_tool_choice = cfg.enable_auto_tool_choice;
   http_server server(so, metrics);
   const int port = server.bind();
   std::thread http_thread([&] { server.serve(); });

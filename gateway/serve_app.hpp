@@ -27,6 +27,9 @@ struct serve_config {
   engine_config engine;
   std::string generation_config = "auto";    // auto: defaults from generation_config.json; vllm: none
   int32_t max_logprobs = 20;
+  // tool calls (vLLM's flags)
+  std::string tool_call_parser;              // hermes, llama3_json, mistral; empty: none
+  bool enable_auto_tool_choice = false;      // allow tool_choice "auto" (needs tool_call_parser)
   // HTTP
   double shutdown_timeout_s = 30;
   size_t max_request_bytes = 16u << 20;

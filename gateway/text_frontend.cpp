@@ -72,7 +72,7 @@ ordered_json message_json(const chat_message& m) {
   if (!m.tool_call_id.empty())
     j["tool_call_id"] = m.tool_call_id;
   if (!m.tool_calls.is_null())
-    j["tool_calls"] = ordered_json::parse(m.tool_calls.dump());
+    j["tool_calls"] = m.tool_calls;
   return j;
 }
 
@@ -116,10 +116,10 @@ public:
     // tool_choice "none" means the model must not see the tools (as vLLM does).
     const bool pass_tools = r.tools.is_array() && !(r.tool_choice.is_string() && r.tool_choice == "none");
     if (pass_tools)
-      c.tools = ordered_json::parse(r.tools.dump());
+      c.tools = r.tools;
     c.add_generation_prompt = r.add_generation_prompt;
     if (r.chat_template_kwargs.is_object())
-      c.extra_context = ordered_json::parse(r.chat_template_kwargs.dump());
+      c.extra_context = r.chat_template_kwargs;
     try {
       const chat_template::compiled_template& t = compiled(chat_config_->select("", pass_tools));
       std::string text = chat_template::render_chat(t, c, chat_config_->special_tokens);

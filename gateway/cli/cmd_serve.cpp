@@ -70,6 +70,13 @@ const command_registrar registrar{
           ->capture_default_str()->check(CLI::IsMember({"auto", "vllm"}));
       app.add_option("--max-logprobs", c->max_logprobs, "largest logprobs / top_logprobs a request may ask for")
           ->capture_default_str()->check(CLI::Range(0, 100));
+      app.add_option("--tool-call-parser", c->tool_call_parser,
+                     "read tool calls out of the model's output into message.tool_calls: hermes (Qwen2.5, Qwen3: "
+                     "<tool_call>{json}</tool_call>), llama3_json (Llama 3.1+: a JSON object, <|python_tag|> "
+                     "allowed), mistral ([TOOL_CALLS][...])")
+          ->check(CLI::IsMember({"hermes", "llama3_json", "mistral"}));
+      app.add_flag("--enable-auto-tool-choice", c->enable_auto_tool_choice,
+                   "allow tool_choice \"auto\" (the default when a request has tools); needs --tool-call-parser");
       app.add_option("--shutdown-timeout", c->shutdown_timeout_s,
                      "seconds in-flight requests may take to finish after SIGTERM before they are aborted")
           ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -113,3 +113,33 @@ TEST_CASE("actorserve chat-template reports bad input and template errors on std
   CHECK(none.status == 1);
   CHECK_THAT(none.err, Catch::Contains("no chat template"));
 }
+
+TEST_CASE("actorserve chat-template keeps the client's key order in tools and tool calls, as jinja2 does",
+          "[chat_template][cli]") {
+  // tool_key_order's tool definitions and call arguments are deliberately not in sorted order.
+  use_utc();
+  ojson conversation;
+  for (const auto& c : read_json(fixtures() / "conversations.json"))
+    if (c["name"] == "tool_key_order")
+      conversation = c;
+  REQUIRE(conversation.is_object());
+  ojson body = {{"messages", conversation["messages"]}, {"tools", conversation["tools"]}};
+  for (const std::string name : {"qwen3", "llama3", "mistral_nemo"}) {
+    INFO(name);
+    auto folder = actorserve::testing::cache_dir() / "tokenizers" / name;
+    REQUIRE(std::filesystem::exists(folder / "tokenizer_config.json"));
+    ojson reference = run_reference("cases --only tool_key_order --conversations " +
+                                    quoted(fixtures() / "conversations.json") + " " + quoted(folder));
+    REQUIRE(reference[name].size() == 2);
+    for (const auto& expected : reference[name]) {
+      const bool agp = expected["add_generation_prompt"].get<bool>();
+      REQUIRE(expected.contains("output"));
+      auto r = run_cli("--tokenizer '" + folder.string() + "'" + (agp ? " --add-generation-prompt" : ""), body.dump());
+      INFO(r.err);
+      CHECK(r.status == 0);
+      CHECK(r.out == expected["output"].get<std::string>());
+      if (name != "llama3") // Llama 3's template prints neither tools nor tool calls
+        CHECK_THAT(r.out, Catch::Contains(R"("arguments": {"unit": "celsius", "city": "Paris")"));
+    }
+  }
+}

@@ -57,13 +57,21 @@ TEST_CASE("chat: logprobs and top_logprobs", "[gateway][request]") {
   require_error(R"({"messages":[{"role":"user","content":"x"}],"logprobs":3})", 400, "logprobs", "invalid_type");
 }
 
+request_limits tool_limits(bool auto_choice) {
+  request_limits l = limits();
+  l.tool_parser = tool_parser_kind::hermes;
+  l.enable_auto_tool_choice = auto_choice;
+  return l;
+}
+
 TEST_CASE("chat: tools and tool_choice pass through to the template", "[gateway][request]") {
-  auto r = parse(R"({"messages":[{"role":"user","content":"x"}],
+  auto r = parse_chat_request(parse_json_body(R"({"messages":[{"role":"user","content":"x"}],
     "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],
-    "tool_choice":{"type":"function","function":{"name":"get_weather"}}})");
+    "tool_choice":{"type":"function","function":{"name":"get_weather"}}})"), tool_limits(false));
   REQUIRE(r.tools.is_array());
   CHECK(r.tools[0]["function"]["parameters"]["type"] == "object");
   CHECK(r.tool_choice["function"]["name"] == "get_weather");
+  CHECK(r.tool_parser == tool_parser_kind::hermes);
   CHECK(parse(R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"none"})").tool_choice == "none");
   require_error(R"({"messages":[{"role":"user","content":"x"}],"tools":{}})", 400, "tools", "invalid_type");
   require_error(R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"retrieval"}]})", 400,
@@ -116,4 +124,50 @@ TEST_CASE("chat: generation prompt flags", "[gateway][request]") {
     "add_generation_prompt":true})", 400, "continue_final_message");
   require_error(R"({"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":[1]})", 400,
                 "chat_template_kwargs", "invalid_type");
+}
+
+TEST_CASE("chat: tool_choice follows vLLM's rules on the server's tool flags", "[gateway][request]") {
+  const std::string tools = R"("messages":[{"role":"user","content":"x"}],
+    "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])";
+  auto with = [&](const std::string& extra, const request_limits& l) {
+    return parse_chat_request(parse_json_body("{" + tools + extra + "}"), l);
+  };
+  auto error_with = [&](const std::string& extra, const request_limits& l) {
+    return error_of([&] { with(extra, l); });
+  };
+  // No flags: tools imply "auto", which needs --enable-auto-tool-choice and a parser.
+  auto e = error_with("", limits());
+  REQUIRE(e);
+  CHECK(e->status == 400);
+  CHECK(e->param == "tool_choice");
+  CHECK(e->code == "tool_choice_not_enabled");
+  CHECK_THAT(e->message, Catch::Contains("--enable-auto-tool-choice") && Catch::Contains("\"none\""));
+  CHECK(error_with(R"(,"tool_choice":"auto")", limits()));
+  CHECK(error_with(R"(,"tool_choice":"auto")", tool_limits(false))); // a parser alone is not enough for auto
+  e = error_with(R"(,"tool_choice":"required")", limits());
+  REQUIRE(e);
+  CHECK_THAT(e->message, Catch::Contains("--tool-call-parser"));
+  CHECK(error_with(R"(,"tool_choice":{"type":"function","function":{"name":"f"}})", limits()));
+  // "none" always works: the tools are not shown to the model and nothing is parsed.
+  CHECK_FALSE(with(R"(,"tool_choice":"none")", limits()).tool_parser);
+  // With the flags every choice is parsed with the server's parser.
+  CHECK(with("", tool_limits(true)).tool_parser == tool_parser_kind::hermes);
+  CHECK(with(R"(,"tool_choice":"auto")", tool_limits(true)).tool_parser == tool_parser_kind::hermes);
+  CHECK(with(R"(,"tool_choice":"required")", tool_limits(false)).tool_parser == tool_parser_kind::hermes);
+  // No tools: nothing to parse, and "required" has nothing to require.
+  CHECK_FALSE(parse_chat_request(parse_json_body(R"({"messages":[{"role":"user","content":"x"}]})"), tool_limits(true))
+                  .tool_parser);
+  CHECK(error_of([&] {
+    parse_chat_request(parse_json_body(R"({"messages":[{"role":"user","content":"x"}],"tools":[],"tool_choice":"required"})"),
+                       tool_limits(true));
+  }));
+  // Bad tool_choice shapes are 400 whatever the flags.
+  for (const char* bad : {R"(,"tool_choice":"sometimes")", R"(,"tool_choice":7)", R"(,"tool_choice":{"type":"function"})",
+                          R"(,"tool_choice":{"type":"function","function":{"name":"g"}})"}) {
+    INFO(bad);
+    auto err = error_with(bad, tool_limits(true));
+    REQUIRE(err);
+    CHECK(err->status == 400);
+    CHECK(err->param.rfind("tool_choice", 0) == 0);
+  }
 }

@@ -1,0 +1,359 @@
+#include "gateway/tool_parser.hpp"
+
+#include "gateway/json_parse.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <random>
+
+namespace actorserve::gateway {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+constexpr std::string_view hermes_open = "<tool_call>";
+constexpr std::string_view hermes_close = "</tool_call>";
+constexpr std::string_view python_tag = "<|python_tag|>";
+constexpr std::string_view mistral_marker = "[TOOL_CALLS]";
+
+bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
+size_t skip_space(std::string_view s, size_t at) {
+  while (at < s.size() && is_space(s[at]))
+    ++at;
+  return at;
+}
+
+// Length of the longest suffix of `s` that is a proper prefix of `marker`: text that may still
+// become the marker and must be held back.
+size_t partial_marker_suffix(std::string_view s, std::string_view marker) {
+  for (size_t n = std::min(s.size(), marker.size() - 1); n > 0; --n)
+    if (s.substr(s.size() - n) == marker.substr(0, n))
+      return n;
+  return 0;
+}
+
+enum class scan_result { incomplete, complete, invalid };
+
+// Where the JSON object or array starting at s[at] ends (one past its last byte), following
+// brackets outside strings only: enough to know when the text is worth parsing.
+scan_result scan_json_value(std::string_view s, size_t at, size_t& end) {
+  if (at >= s.size())
+    return scan_result::incomplete;
+  if (s[at] != '{' && s[at] != '[')
+    return scan_result::invalid;
+  std::string closers;
+  bool in_string = false, escape = false;
+  for (size_t i = at; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (escape)
+        escape = false;
+      else if (c == '\\')
+        escape = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      closers.push_back(c == '{' ? '}' : ']');
+    } else if (c == '}' || c == ']') {
+      if (closers.empty() || closers.back() != c)
+        return scan_result::invalid;
+      closers.pop_back();
+      if (closers.empty()) {
+        end = i + 1;
+        return scan_result::complete;
+      }
+    }
+  }
+  return scan_result::incomplete;
+}
+
+std::optional<ojson> parse_json(std::string_view text) {
+  try {
+    return parse_ordered_json(text);
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+// {"name": "f", "arguments": {...}} (llama3_json also takes "parameters") -> a call; arguments
+// sent as a JSON string holding an object are accepted too. Anything else is not a call.
+std::optional<tool_call> call_from_json(const ojson& j, tool_parser_kind kind) {
+  if (!j.is_object())
+    return std::nullopt;
+  auto name = j.find("name");
+  if (name == j.end() || !name->is_string() || name->get_ref<const std::string&>().empty())
+    return std::nullopt;
+  auto args = j.find("arguments");
+  if (args == j.end() && kind == tool_parser_kind::llama3_json)
+    args = j.find("parameters");
+  ojson arguments = ojson::object();
+  if (args != j.end() && !args->is_null()) {
+    if (args->is_object()) {
+      arguments = *args;
+    } else if (args->is_string()) {
+      auto inner = parse_json(args->get_ref<const std::string&>());
+      if (!inner || !inner->is_object())
+        return std::nullopt;
+      arguments = std::move(*inner);
+    } else {
+      return std::nullopt;
+    }
+  }
+  tool_call call;
+  call.id = make_tool_call_id(kind);
+  call.name = name->get<std::string>();
+  call.arguments = arguments.dump(-1, ' ', false, ojson::error_handler_t::replace);
+  return call;
+}
+
+} // namespace
+
+std::optional<tool_parser_kind> tool_parser_from_name(std::string_view name) {
+  if (name == "hermes")
+    return tool_parser_kind::hermes;
+  if (name == "llama3_json")
+    return tool_parser_kind::llama3_json;
+  if (name == "mistral")
+    return tool_parser_kind::mistral;
+  return std::nullopt;
+}
+
+const char* tool_parser_name(tool_parser_kind kind) {
+  switch (kind) {
+  case tool_parser_kind::hermes: return "hermes";
+  case tool_parser_kind::llama3_json: return "llama3_json";
+  case tool_parser_kind::mistral: return "mistral";
+  }
+  return "";
+}
+
+const char* tool_parser_names() { return "hermes, llama3_json, mistral"; }
+
+bool tool_parser_needs_special_tokens(tool_parser_kind kind) { return kind == tool_parser_kind::mistral; }
+
+std::string make_tool_call_id(tool_parser_kind kind) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  if (kind == tool_parser_kind::mistral) { // Mistral's templates accept only 9 alphanumerics
+    static const char* alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::string id;
+    for (int i = 0; i < 9; ++i)
+      id += alnum[rng() % 62];
+    return id;
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string id = "chatcmpl-tool-";
+  for (int i = 0; i < 2; ++i) {
+    uint64_t v = rng();
+    for (int j = 0; j < 16; ++j, v >>= 4)
+      id += hex[v & 15];
+  }
+  return id;
+}
+
+// Content goes out as it comes, except trailing whitespace, which waits for more content: the
+// whitespace around tool calls (before, between, after them) is dropped.
+void tool_call_parser::emit_content(tool_parse_step& out, std::string_view text) {
+  if (after_call_) { // whitespace right after a call only separates it from what follows
+    text.remove_prefix(skip_space(text, 0));
+    if (text.empty())
+      return;
+    after_call_ = false;
+  }
+  size_t keep = text.size();
+  while (keep > 0 && is_space(text[keep - 1]))
+    --keep;
+  if (keep == 0) {
+    held_space_ += text;
+    return;
+  }
+  out.content += held_space_;
+  out.content += text.substr(0, keep);
+  held_space_ = std::string(text.substr(keep));
+}
+
+void tool_call_parser::add_call(tool_parse_step& out, tool_call call) {
+  held_space_.clear();
+  after_call_ = true;
+  out.calls.push_back(std::move(call));
+  ++num_calls_;
+}
+
+tool_parse_step tool_call_parser::add(std::string_view text) {
+  tool_parse_step out;
+  pending_ += text;
+  run(out, false);
+  return out;
+}
+
+tool_parse_step tool_call_parser::finish() {
+  tool_parse_step out;
+  run(out, true);
+  if (!pending_.empty()) { // nothing more can come: whatever is left is text
+    emit_content(out, pending_);
+    pending_.clear();
+  }
+  if (num_calls_ == 0)
+    out.content += held_space_;
+  held_space_.clear();
+  return out;
+}
+
+void tool_call_parser::run(tool_parse_step& out, bool at_end) {
+  bool progress = true;
+  while (progress && !pending_.empty()) {
+    switch (kind_) {
+    case tool_parser_kind::hermes: progress = run_hermes(out, at_end); break;
+    case tool_parser_kind::llama3_json: progress = run_llama3(out, at_end); break;
+    case tool_parser_kind::mistral: progress = run_mistral(out, at_end); break;
+    }
+  }
+}
+
+// Returns whether it consumed something (and should be called again).
+bool tool_call_parser::run_hermes(tool_parse_step& out, bool at_end) {
+  if (state_ != state::inside) {
+    const size_t open = pending_.find(hermes_open);
+    if (open == std::string::npos) {
+      const size_t hold = at_end ? 0 : partial_marker_suffix(pending_, hermes_open);
+      emit_content(out, std::string_view(pending_).substr(0, pending_.size() - hold));
+      pending_.erase(0, pending_.size() - hold);
+      return false;
+    }
+    emit_content(out, std::string_view(pending_).substr(0, open));
+    pending_.erase(0, open);
+    state_ = state::inside;
+  }
+  // pending_ starts with <tool_call>. vLLM also takes a last call whose closing tag never came.
+  const size_t close = pending_.find(hermes_close, hermes_open.size());
+  if (close == std::string::npos && !at_end)
+    return false;
+  const size_t body_end = close == std::string::npos ? pending_.size() : close;
+  const size_t call_end = close == std::string::npos ? pending_.size() : close + hermes_close.size();
+  std::optional<tool_call> call;
+  if (auto j = parse_json(std::string_view(pending_).substr(hermes_open.size(), body_end - hermes_open.size())))
+    call = call_from_json(*j, kind_);
+  if (call)
+    add_call(out, std::move(*call));
+  else
+    emit_content(out, std::string_view(pending_).substr(0, call_end));
+  pending_.erase(0, call_end);
+  state_ = state::text;
+  return true;
+}
+
+bool tool_call_parser::run_llama3(tool_parse_step& out, bool at_end) {
+  if (state_ == state::plain) {
+    emit_content(out, pending_);
+    pending_.clear();
+    return false;
+  }
+  // start: optional whitespace and <|python_tag|>, then a JSON object, or this is plain text.
+  // after_calls: whitespace and ';' separators, then the next object, or text.
+  size_t at = skip_space(pending_, 0);
+  if (state_ == state::start) {
+    const std::string_view rest = std::string_view(pending_).substr(at);
+    if (rest.substr(0, python_tag.size()) == python_tag)
+      at = skip_space(pending_, at + python_tag.size());
+    else if (!at_end && python_tag.substr(0, rest.size()) == rest)
+      return false; // maybe the tag, not complete yet
+  } else if (state_ == state::after_calls) {
+    while (at < pending_.size() && (pending_[at] == ';' || is_space(pending_[at])))
+      ++at;
+  }
+  if (at == pending_.size()) {
+    if (at_end) {
+      emit_content(out, pending_);
+      pending_.clear();
+    }
+    return false;
+  }
+  if (pending_[at] != '{') {
+    state_ = state::plain;
+    return true;
+  }
+  size_t end = 0;
+  const scan_result scanned = scan_json_value(pending_, at, end);
+  if (scanned == scan_result::incomplete && !at_end)
+    return false;
+  std::optional<tool_call> call;
+  if (scanned == scan_result::complete)
+    if (auto j = parse_json(std::string_view(pending_).substr(at, end - at)))
+      call = call_from_json(*j, kind_);
+  if (!call) {
+    state_ = state::plain;
+    return true;
+  }
+  add_call(out, std::move(*call));
+  pending_.erase(0, end);
+  state_ = state::after_calls;
+  return true;
+}
+
+bool tool_call_parser::run_mistral(tool_parse_step& out, bool at_end) {
+  if (state_ != state::inside) {
+    const size_t marker = pending_.find(mistral_marker);
+    if (marker == std::string::npos) {
+      const size_t hold = at_end ? 0 : partial_marker_suffix(pending_, mistral_marker);
+      emit_content(out, std::string_view(pending_).substr(0, pending_.size() - hold));
+      pending_.erase(0, pending_.size() - hold);
+      return false;
+    }
+    emit_content(out, std::string_view(pending_).substr(0, marker));
+    pending_.erase(0, marker);
+    state_ = state::inside;
+  }
+  // pending_ starts with [TOOL_CALLS]: a JSON array of calls (or one call object) follows.
+  const size_t at = skip_space(pending_, mistral_marker.size());
+  if (at == pending_.size() && !at_end)
+    return false;
+  size_t end = 0;
+  const scan_result scanned = scan_json_value(pending_, at, end);
+  if (scanned == scan_result::incomplete && !at_end)
+    return false;
+  std::vector<tool_call> calls;
+  bool valid = false;
+  if (scanned == scan_result::complete) {
+    if (auto j = parse_json(std::string_view(pending_).substr(at, end - at))) {
+      const ojson list = j->is_array() ? *j : ojson::array({*j});
+      valid = !list.empty();
+      for (const auto& item : list) {
+        auto call = call_from_json(item, kind_);
+        if (!call) {
+          valid = false;
+          break;
+        }
+        calls.push_back(std::move(*call));
+      }
+    }
+  }
+  if (valid) {
+    for (auto& call : calls)
+      add_call(out, std::move(call));
+    pending_.erase(0, end);
+  } else { // not calls: the marker and what follows it are text
+    const size_t text_end = scanned == scan_result::complete ? end : pending_.size();
+    emit_content(out, std::string_view(pending_).substr(0, text_end));
+    pending_.erase(0, text_end);
+  }
+  state_ = state::text;
+  return true;
+}
+
+tool_parse_result parse_tool_calls(tool_parser_kind kind, std::string_view text) {
+  tool_call_parser parser(kind);
+  tool_parse_step a = parser.add(text);
+  tool_parse_step b = parser.finish();
+  tool_parse_result r;
+  r.content = std::move(a.content) + b.content;
+  r.calls = std::move(a.calls);
+  for (auto& c : b.calls)
+    r.calls.push_back(std::move(c));
+  return r;
+}
+
+} // namespace actorserve::gateway
