@@ -1,6 +1,8 @@
 #include "actors/cluster/node.hpp"
 
 #include "actors/cluster/node_impl.hpp"
+#include "actors/cluster/kv_migration.hpp"
+#include "actors/cluster/tls_caf.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -12,6 +14,7 @@ namespace actorserve::cluster {
 void configure_cluster_system(caf::actor_system_config& cfg) {
   register_engine_types(cfg);
   cfg.add_message_types<caf::id_block::actorserve_cluster>();
+  cfg.add_message_types<caf::id_block::actorserve_kv>();
   cfg.load<caf::io::middleman>();
   // 0.17 defaults both to 0 (a frozen peer would only be noticed by TCP): set them.
   cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
@@ -88,11 +91,12 @@ std::unique_ptr<cluster_node> cluster_node::start(cluster_config config, engine&
   auto p = std::make_unique<impl>(std::move(config), local);
   p->sys_cfg = std::make_unique<caf::actor_system_config>();
   configure_cluster_system(*p->sys_cfg);
+  configure_tls(*p->sys_cfg, p->cfg.tls); // caf_openssl: peers must present a certificate of the CA
   p->sys = std::make_unique<caf::actor_system>(*p->sys_cfg);
   impl* raw = p.get();
   p->node = p->sys->spawn([raw](caf::event_based_actor* self) { return raw->behave(self); });
   const char* host = p->cfg.host.empty() ? nullptr : p->cfg.host.c_str();
-  auto bound = p->sys->middleman().publish(p->node, p->cfg.port, host, true);
+  auto bound = publish_node(*p->sys, p->node, p->cfg.port, host, p->cfg.tls.enabled());
   if (!bound) {
     caf::anon_send_exit(p->node, caf::exit_reason::user_shutdown);
     throw std::runtime_error("cluster: cannot listen on port " + std::to_string(p->cfg.port) + ": " +
@@ -104,9 +108,10 @@ std::unique_ptr<cluster_node> cluster_node::start(cluster_config config, engine&
     gethostname(hostname, sizeof hostname - 1);
     p->cfg.name = std::string(hostname) + ":" + std::to_string(p->bound_port);
   }
-  spdlog::info("cluster: node {} (incarnation {}, protocol {}) listening on port {}, policy {}, peers {}", p->cfg.name,
+  spdlog::info("cluster: node {} (incarnation {}, protocol {}) listening on port {}{}, policy {}, peers {}", p->cfg.name,
                p->cfg.incarnation, p->cfg.protocol_version ? p->cfg.protocol_version : protocol_version,
-               p->bound_port, to_string(p->cfg.policy), fmt::join(p->cfg.peers, ","));
+               p->bound_port, p->cfg.tls.enabled() ? " (TLS, peers verified against " + p->cfg.tls.ca_file + ")" : "",
+               to_string(p->cfg.policy), fmt::join(p->cfg.peers, ","));
   return std::unique_ptr<cluster_node>(new cluster_node(std::move(p)));
 }
 

@@ -79,6 +79,7 @@ struct cluster_node::impl {
   std::set<std::string> self_addrs;                        // peer-list entries that are this node
   std::map<std::string, std::string> addr_names;           // peer-list entry -> node name
   std::map<std::string, clock_type::time_point> retry_at;  // refused: do not knock again before
+  std::map<std::string, int32_t> connect_failures;         // consecutive failed connects per address
   router_policy router;
   cluster_counters counters;
 
@@ -100,6 +101,7 @@ struct cluster_node::impl {
   // ---- membership (node_membership.cpp), `mu` held ----
   void peer_lost(peer_state& p, const std::string& why);
   peer_state* peer_by_addr(const caf::actor_addr& a);
+  void note_connect_failure(const std::string& addr, const caf::error& err); // logs a lasting failure
   load_msg own_load();
 
   // ---- the node actor (node.cpp lists the handlers; each takes `mu` as needed) ----

@@ -2,6 +2,7 @@
 // asynchronous connecting to the configured peers, and declaring peers lost.
 
 #include "actors/cluster/node_impl.hpp"
+#include "actors/cluster/tls_caf.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -125,11 +126,15 @@ void cluster_node::impl::on_tick(caf::event_based_actor* self, const std::shared
       continue;
     }
     connecting->insert(addr);
-    auto mm = self->home_system().middleman().actor_handle();
+    auto mm = peer_connector(self->home_system(), cfg.tls.enabled());
     self->request(mm, std::chrono::seconds(2), caf::connect_atom_v, hp.first, hp.second)
         .then(
             [=, this](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
               auto handle = caf::actor_cast<caf::actor>(ptr);
+              {
+                std::lock_guard lock(mu);
+                connect_failures.erase(addr);
+              }
               if (!handle) {
                 connecting->erase(addr);
                 return;
@@ -177,7 +182,10 @@ void cluster_node::impl::on_tick(caf::event_based_actor* self, const std::shared
                         spdlog::warn("cluster: hello to {} failed: {}", addr, caf::to_string(err));
                       });
             },
-            [=, this](const caf::error&) { connecting->erase(addr); }); // not up yet: retried next tick
+            [=, this](const caf::error& err) { // not up yet, or refused: retried next tick
+              connecting->erase(addr);
+              note_connect_failure(addr, err);
+            });
   }
 }
 
@@ -238,6 +246,18 @@ void cluster_node::impl::on_load(caf::event_based_actor* self, const std::string
   p->prefixes.insert(m.new_prefixes.begin(), m.new_prefixes.end());
   m.new_prefixes.clear();
   p->load = std::move(m);
+}
+
+// Connection attempts fail silently while a peer starts; a peer that stays unreachable gets a
+// log line saying why, once after ~2 s and then every ~30 s. A TLS handshake refused by either
+// side (no TLS, another CA) looks like this too: CAF only reports a failed connection.
+void cluster_node::impl::note_connect_failure(const std::string& addr, const caf::error& err) {
+  std::lock_guard lock(mu);
+  const int32_t n = ++connect_failures[addr];
+  if (n == 8 || n % 120 == 0)
+    spdlog::warn("cluster: cannot connect to peer {} ({} attempts): {}; this node uses {} between nodes: a TLS "
+                 "cluster refuses nodes without TLS or with a certificate of another CA (--cluster-tls-*)",
+                 addr, n, caf::to_string(err), cfg.tls.enabled() ? "TLS" : "no TLS");
 }
 
 } // namespace actorserve::cluster
