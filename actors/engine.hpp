@@ -79,6 +79,14 @@ struct generate_request {
   int32_t priority = 0;            // lower runs first when engine_config::policy is priority
   engine_clock::time_point arrival_time{};                      // default: time of submit
   engine_clock::time_point deadline = engine_clock::time_point::max(); // abort after this
+  /// Resuming a request elsewhere (cluster failover, migration by recomputation): the output
+  /// tokens already generated and delivered to the client (n == 1 only; resume each choice of
+  /// an n > 1 request on its own, with seed + choice index). The engine continues as if it had
+  /// generated them: they count toward max_tokens, min_tokens and usage.completion_tokens, the
+  /// penalties see them as output, the sampling index continues at their count (a seeded
+  /// request continues the same stream), stop strings see their text, and the events carry only
+  /// new tokens (plus text the interrupted run still held back for a partial stop string).
+  std::vector<int32_t> resume_output_token_ids;
   /// Migration by KV shipping: K/V of a prefix of the sequence (prompt_token_ids, then
   /// resume_output_token_ids) computed elsewhere (same model and layout). The engine imports the
   /// longest prefix whose tokens match, leaving the last token to compute, instead of prefilling

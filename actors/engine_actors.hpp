@@ -60,7 +60,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("generate_request"), x.id, x.prompt_token_ids, x.sampling, x.has_seed, x.max_tokens,
            x.min_tokens, x.stop_token_ids, x.stop, x.include_stop_str_in_output, x.ignore_eos, x.skip_special_tokens,
-           x.detokenize, x.n, x.priority, x.arrival_time, x.deadline);
+           x.detokenize, x.n, x.priority, x.arrival_time, x.deadline, x.resume_output_token_ids);
 }
 
 /// Logprobs may be -inf: they travel as bit patterns (CAF 0.17 cannot serialize non-finite

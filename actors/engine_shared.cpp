@@ -15,7 +15,18 @@ std::string validate_request(generate_request& r, const request_limits& limits) 
   if (prompt_len >= limits.max_model_len)
     return "the prompt has " + std::to_string(prompt_len) + " tokens; the model's maximum context length is " +
            std::to_string(limits.max_model_len) + " (prompt plus at least one generated token)";
-  const int32_t prompt_blocks = (prompt_len + limits.block_size) / limits.block_size; // + the first output
+  const int32_t resumed = int32_t(r.resume_output_token_ids.size());
+  if (resumed > 0) {
+    if (r.n != 1)
+      return "resume_output_token_ids needs n == 1 (resume each choice on its own, with seed + choice index)";
+    for (int32_t t : r.resume_output_token_ids)
+      if (t < 0 || (limits.vocab_size > 0 && t >= limits.vocab_size))
+        return "resumed output token id " + std::to_string(t) + " is outside the vocabulary";
+    if (prompt_len + resumed >= limits.max_model_len)
+      return "the prompt and the resumed output have " + std::to_string(prompt_len + resumed) +
+             " tokens; the model's maximum context length is " + std::to_string(limits.max_model_len);
+  }
+  const int32_t prompt_blocks = (prompt_len + resumed + limits.block_size) / limits.block_size; // + the next output
   if (limits.num_blocks > 0 && prompt_blocks > limits.num_blocks - limits.watermark_blocks)
     return "the prompt needs " + std::to_string(prompt_blocks) + " KV cache blocks; the cache has " +
            std::to_string(limits.num_blocks - limits.watermark_blocks);
@@ -25,6 +36,9 @@ std::string validate_request(generate_request& r, const request_limits& limits) 
   if (r.max_tokens < 1)
     return "max_tokens must be at least 1, got " + std::to_string(r.max_tokens);
   r.max_tokens = std::min(r.max_tokens, limits.max_model_len - prompt_len);
+  if (resumed >= r.max_tokens)
+    return "nothing left to generate: " + std::to_string(resumed) + " resumed output tokens reach max_tokens (" +
+           std::to_string(r.max_tokens) + ")";
   if (r.min_tokens < 0 || r.min_tokens > r.max_tokens)
     return "min_tokens must be between 0 and max_tokens";
   const sampling_params& p = r.sampling;

@@ -32,6 +32,17 @@ request_state::request_state(const generate_request& request, std::shared_ptr<co
     if (detok_)
       c.stream = detok_->stream(prompt, skip_special_);
   }
+  // A resumed request (n == 1): replay the delivered tokens through the detokenizer so the text,
+  // the stop-string window and the held-back tail are what the interrupted run had; only the
+  // text that run still held back for a partial stop string is emitted again.
+  if (!request.resume_output_token_ids.empty()) {
+    choice& c = choices_[0];
+    for (int32_t t : request.resume_output_token_ids) {
+      c.token_ids.push_back(t);
+      c.text += next_text(c, t, false, false);
+    }
+    c.emitted = c.text.size() - std::min(c.text.size(), held_back(c.text));
+  }
 }
 
 std::string request_state::next_text(choice& c, int32_t token, bool flush, bool drop) {

@@ -32,6 +32,7 @@ public:
   bool finished(int32_t index) const { return choices_.at(index).finish != finish_reason::none; }
   bool all_finished() const;
   int32_t n() const { return int32_t(choices_.size()); }
+  /// prompt_tokens: the prompt; completion_tokens: every choice's outputs, resumed ones included.
   usage_counts usage() const;
   const std::vector<int32_t>& token_ids(int32_t index) const { return choices_.at(index).token_ids; }
   /// The whole text streamed for a choice so far.

@@ -67,6 +67,8 @@ void scheduler_policy::add_request(const generate_request& req) {
   s->seq_id = next_seq_id_++;
   s->request_id = req.id;
   s->tokens = req.prompt_token_ids;
+  // A resumed request: its delivered outputs are recomputed like a preempted sequence's.
+  s->tokens.insert(s->tokens.end(), req.resume_output_token_ids.begin(), req.resume_output_token_ids.end());
   s->prompt_len = int32_t(req.prompt_token_ids.size());
   s->fork_pending = req.n > 1;
   s->priority_key = config_.policy == scheduling_policy::priority ? req.priority : 0;
