@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace actorserve::gpu {
@@ -105,6 +106,10 @@ struct cuda_backend::impl {
   void run_forward(const forward_plan& plan);
   void* k_cache(int64_t layer) const;
   void* v_cache(int64_t layer) const;
+  /// y = x w^T (+ bias) through the small-batch kernel or cuBLASLt, whichever was faster for
+  /// this shape when timed in a warm-up run (cuBLASLt for shapes never timed).
+  void linear(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k);
+  bool small_gemm_wins(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k);
 
   // cuda_step.cpp
   void execute(const step_batch& step, const std::vector<const sequence_sampling_state*>& sampling,
@@ -166,6 +171,9 @@ struct cuda_backend::impl {
   mirrored<int32_t> out_tokens, logprob_rows, top_ids;
   mirrored<float> out_logprobs, out_lse, top_logprobs;
   std::vector<char> logits_host;
+
+  // (m, n, k) -> whether the small-batch GEMM beat cuBLASLt when timed.
+  std::map<std::tuple<int64_t, int64_t, int64_t>, bool> small_gemm_choice;
 
   // Decode graphs by padded batch size.
   std::map<int32_t, cudaGraphExec_t> graphs;

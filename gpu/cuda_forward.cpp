@@ -18,6 +18,43 @@ void* cuda_backend::impl::v_cache(int64_t layer) const {
   return static_cast<char*>(kv) + size_t(2 * layer + 1) * kv_layer_bytes;
 }
 
+bool cuda_backend::impl::small_gemm_wins(void* y, const void* x, const void* w, const void* bias, int64_t m,
+                                         int64_t n, int64_t k) {
+  constexpr int kReps = 5;
+  gemm->run(y, x, w, bias, m, n, k, type, stream); // plans (and tunes) cuBLASLt's side first
+  launch_small_gemm(y, x, w, bias, m, n, k, type, stream);
+  cudaEvent_t marks[3];
+  for (cudaEvent_t& e : marks)
+    ACTORSERVE_CUDA_CHECK(cudaEventCreate(&e));
+  ACTORSERVE_CUDA_CHECK(cudaEventRecord(marks[0], stream));
+  for (int i = 0; i < kReps; ++i)
+    gemm->run(y, x, w, bias, m, n, k, type, stream);
+  ACTORSERVE_CUDA_CHECK(cudaEventRecord(marks[1], stream));
+  for (int i = 0; i < kReps; ++i)
+    launch_small_gemm(y, x, w, bias, m, n, k, type, stream);
+  ACTORSERVE_CUDA_CHECK(cudaEventRecord(marks[2], stream));
+  ACTORSERVE_CUDA_CHECK(cudaEventSynchronize(marks[2]));
+  float cublas_ms = 0, small_ms = 0;
+  ACTORSERVE_CUDA_CHECK(cudaEventElapsedTime(&cublas_ms, marks[0], marks[1]));
+  ACTORSERVE_CUDA_CHECK(cudaEventElapsedTime(&small_ms, marks[1], marks[2]));
+  for (cudaEvent_t e : marks)
+    cudaEventDestroy(e);
+  return small_ms < cublas_ms;
+}
+
+void cuda_backend::impl::linear(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n,
+                                int64_t k) {
+  if (small_gemm_supported(x, w, m, n, k, type)) {
+    const auto key = std::make_tuple(m, n, k);
+    auto it = small_gemm_choice.find(key);
+    if (it == small_gemm_choice.end() && gemm->tuning())
+      it = small_gemm_choice.emplace(key, small_gemm_wins(y, x, w, bias, m, n, k)).first;
+    if (it != small_gemm_choice.end() && it->second)
+      return launch_small_gemm(y, x, w, bias, m, n, k, type, stream);
+  }
+  gemm->run(y, x, w, bias, m, n, k, type, stream);
+}
+
 void cuda_backend::impl::run_forward(const forward_plan& plan) {
   const model_config& c = config;
   const int64_t m = plan.num_tokens, hidden = c.hidden_size, inter = c.intermediate_size;
@@ -54,15 +91,6 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
   rope.num_kv_heads = int32_t(c.num_key_value_heads);
   rope.head_dim = int32_t(c.head_dim);
   rope.slot_mapping = slots.device();
-
-  // Decode-sized batches stream the weights through the small-batch kernel; the rest (and
-  // shapes it does not take) go to cuBLASLt.
-  auto linear = [&](void* y, const void* in, const void* w, const void* bias, int64_t rows, int64_t n, int64_t k) {
-    if (small_gemm_supported(in, w, rows, n, k, type))
-      launch_small_gemm(y, in, w, bias, rows, n, k, type, stream);
-    else
-      gemm->run(y, in, w, bias, rows, n, k, type, stream);
-  };
 
   launch_embedding(residual, weights->embed, token_ids.device(), m, hidden, c.vocab_size, type, stream);
   mark("embedding");

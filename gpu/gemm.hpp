@@ -37,6 +37,8 @@ public:
     tuning_ = on;
     max_tuned_m_ = max_tuned_m;
   }
+  /// Whether set_tuning is on (the backend's warm-up runs, outside graph capture).
+  bool tuning() const { return tuning_; }
   /// Shapes whose algorithm was chosen by timing.
   size_t num_tuned() const { return num_tuned_; }
 

@@ -6,11 +6,10 @@
 // Fragments come straight from global memory, 16 bytes a load: inside each 32-wide K chunk the
 // order of k is permuted so that lane (g, t) reads the contiguous bytes [8t, 8t + 8) of its rows,
 // for the weights and the activations alike (a dot product does not depend on the order of its
-// terms). Four chunks' loads are issued before the first mma, and the weights bypass L1.
+// terms). Eight chunks' loads are issued before the first mma; the weights are streaming loads.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
 #include "gpu/gemv.hpp"
-#include "gpu/mma.cuh"
 
 namespace actorserve::gpu {
 namespace {
@@ -18,18 +17,45 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kRows = 16;  // output features per block
-constexpr int kUnroll = 4; // K chunks in flight per warp
+constexpr int kUnroll = 8; // K chunks in flight per warp (8 KB of weights)
 
+/// Weights are read once per step: streaming (evict-first) loads keep them from pushing the
+/// activations and the KV cache out of the caches. asm volatile, like mma_ordered below, so the
+/// compiler keeps the program order: a round's loads all go out before its first mma (left to
+/// itself it interleaves them to save registers, and each mma then waits for its own load).
 __device__ __forceinline__ uint4 load_stream(const void* p) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
+  asm volatile("ld.global.cs.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ uint4 load_cached(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
 }
 
+template <typename T>
+__device__ __forceinline__ void mma_ordered(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void mma_ordered<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                           uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma_ordered<__half>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two blocks per multiprocessor: without the minimum, ptxas caps the kernel near 64 registers
+// and interleaves loads with mmas, which leaves one chunk in flight per warp.
 template <typename T, int MT>
-__global__ void __launch_bounds__(kThreads) small_gemm_kernel(T* __restrict__ y, const T* __restrict__ x,
+__global__ void __launch_bounds__(kThreads, 2) small_gemm_kernel(T* __restrict__ y, const T* __restrict__ x,
                                                               const T* __restrict__ w, const T* __restrict__ bias,
                                                               int m, int n, int k) {
   __shared__ float partial[kWarps][MT * 8][kRows]; // [warp][x row][feature]
@@ -50,30 +76,42 @@ __global__ void __launch_bounds__(kThreads) small_gemm_kernel(T* __restrict__ y,
     acc[mt][0] = acc[mt][1] = acc[mt][2] = acc[mt][3] = 0.0f;
 
   const int chunks = k / 32;
-  for (int c0 = warp; c0 < chunks; c0 += kWarps * kUnroll) {
+  // One 32-wide chunk: k-step 0 uses words x, y of each 16-byte piece, k-step 1 uses z, w.
+  auto mma_chunk = [&](const uint4& wa, const uint4& wb, const uint4 (&xb)[MT]) {
+    const uint32_t a0[4] = {wa.x, wb.x, wa.y, wb.y};
+    const uint32_t a1[4] = {wa.z, wb.z, wa.w, wb.w};
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      mma_ordered<T>(acc[mt], a0, xb[mt].x, xb[mt].y);
+      mma_ordered<T>(acc[mt], a1, xb[mt].z, xb[mt].w);
+    }
+  };
+  auto load_x = [&](int c, uint4 (&xb)[MT]) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+      xb[mt] = x_valid[mt] ? load_cached(x_row[mt] + 32 * c) : make_uint4(0, 0, 0, 0);
+  };
+  // Full rounds: kUnroll chunks per warp, every load issued before the first mma.
+  int c0 = warp;
+  for (; c0 + (kUnroll - 1) * kWarps < chunks; c0 += kWarps * kUnroll) {
     uint4 wa[kUnroll], wb[kUnroll], xb[kUnroll][MT];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * kWarps;
-      const bool in = c < chunks;
-      wa[u] = in ? load_stream(w_lo + 32 * c) : make_uint4(0, 0, 0, 0);
-      wb[u] = in ? load_stream(w_hi + 32 * c) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-        xb[u][mt] = (in && x_valid[mt]) ? __ldg(reinterpret_cast<const uint4*>(x_row[mt] + 32 * c))
-                                        : make_uint4(0, 0, 0, 0);
+      wa[u] = load_stream(w_lo + 32 * (c0 + u * kWarps));
+      wb[u] = load_stream(w_hi + 32 * (c0 + u * kWarps));
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      // k-step 0 of the chunk uses words x, y of each 16-byte piece; k-step 1 uses z, w.
-      const uint32_t a0[4] = {wa[u].x, wb[u].x, wa[u].y, wb[u].y};
-      const uint32_t a1[4] = {wa[u].z, wb[u].z, wa[u].w, wb[u].w};
+    for (int u = 0; u < kUnroll; ++u)
+      load_x(c0 + u * kWarps, xb[u]);
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        mma_16816<T>(acc[mt], a0, xb[u][mt].x, xb[u][mt].y);
-        mma_16816<T>(acc[mt], a1, xb[u][mt].z, xb[u][mt].w);
-      }
-    }
+    for (int u = 0; u < kUnroll; ++u)
+      mma_chunk(wa[u], wb[u], xb[u]);
+  }
+  for (; c0 < chunks; c0 += kWarps) { // the rest, one chunk at a time
+    uint4 xb[MT];
+    const uint4 wa = load_stream(w_lo + 32 * c0), wb = load_stream(w_hi + 32 * c0);
+    load_x(c0, xb);
+    mma_chunk(wa, wb, xb);
   }
   // acc[mt]: c0, c1 -> feature g, x rows 8 mt + 2 t4 (+1); c2, c3 -> feature g + 8.
 #pragma unroll

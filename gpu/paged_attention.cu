@@ -370,11 +370,13 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
   }
 }
 
-/// Merges the key splits of one (item, KV head): the weights exp2(m_s - max) of every split
-/// and row are computed once into shared memory, then each output element is one weighted sum
-/// over the splits (independent loads, so they overlap).
+/// Merges the key splits of one (item, KV head). One warp per row turns the splits' maxima into
+/// weights exp2(m_s - max) and the softmax denominator (lanes over splits), then every output
+/// element is one weighted sum over the splits with a nonzero weight (empty splits, which a
+/// short context leaves behind, cost a shared-memory read).
 template <typename T, int D, int ROWS>
 __global__ void __launch_bounds__(kThreads) combine_splits_kernel(paged_attention_args a) {
+  static_assert(kMaxSplits <= 64, "two splits per lane");
   __shared__ float weight_s[ROWS][kMaxSplits];
   __shared__ float inv_den_s[ROWS];
   const attention_work_item item = a.items[blockIdx.x];
@@ -385,33 +387,40 @@ __global__ void __launch_bounds__(kThreads) combine_splits_kernel(paged_attentio
   const int valid_rows = min(item.q_len, ROWS / group) * group;
   const int64_t part_floats = int64_t(ROWS) * (D + 2);
   const float* base = a.split_scratch + (int64_t(blockIdx.x) * gridDim.y + kv_head) * splits * part_floats;
-  for (int e = threadIdx.x; e < valid_rows * splits; e += kThreads) {
-    const int r = e / splits, s = e % splits;
-    weight_s[r][s] = base[s * part_floats + ROWS * D + r];
-  }
-  __syncthreads();
-  if (threadIdx.x < valid_rows) {
-    const int r = threadIdx.x;
-    float m_max = -INFINITY;
-    for (int s = 0; s < splits; ++s)
-      m_max = fmaxf(m_max, weight_s[r][s]);
-    float den = 0.0f;
-    for (int s = 0; s < splits; ++s) {
-      const float m = weight_s[r][s];
-      const float w = m == -INFINITY ? 0.0f : exp2f(m - m_max);
-      weight_s[r][s] = w;
-      den += w * base[s * part_floats + ROWS * D + ROWS + r];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  for (int r = warp; r < valid_rows; r += kThreads / 32) {
+    float m[2], l[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int s = lane + 32 * i;
+      m[i] = s < splits ? base[s * part_floats + ROWS * D + r] : -INFINITY;
+      l[i] = s < splits ? base[s * part_floats + ROWS * D + ROWS + r] : 0.0f;
     }
-    inv_den_s[r] = den > 0.0f ? 1.0f / den : 0.0f;
+    const float m_max = warp_max(fmaxf(m[0], m[1]));
+    float den = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const float w = m[i] == -INFINITY ? 0.0f : exp2f(m[i] - m_max);
+      if (lane + 32 * i < splits)
+        weight_s[r][lane + 32 * i] = w;
+      den += w * l[i];
+    }
+    den = warp_sum(den);
+    if (lane == 0)
+      inv_den_s[r] = den > 0.0f ? 1.0f / den : 0.0f;
   }
   __syncthreads();
   T* out = static_cast<T*>(a.out);
   for (int e = threadIdx.x; e < valid_rows * D; e += kThreads) {
     const int row = e / D, d = e % D;
+    const float* src = base + row * D + d;
     float num = 0.0f;
-#pragma unroll 8
-    for (int s = 0; s < splits; ++s)
-      num += weight_s[row][s] * base[s * part_floats + row * D + d];
+#pragma unroll 4
+    for (int s = 0; s < splits; ++s) {
+      const float w = weight_s[row][s];
+      if (w != 0.0f)
+        num += w * src[s * part_floats];
+    }
     const int token = row / group, head = kv_head * group + row % group;
     out[int64_t(item.q_row + token) * a.out_stride + int64_t(head) * D + d] = from_float<T>(num * inv_den_s[row]);
   }

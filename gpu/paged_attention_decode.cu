@@ -59,7 +59,11 @@ __global__ void __launch_bounds__(kThreads, 3) decode_mma_kernel(paged_attention
   const int valid_rows = item_tokens * group;
   const int kv_len = item.q_pos + item_tokens;
   const int num_groups = (kv_len + kGroupKeys - 1) / kGroupKeys;
-  const int per_split = (num_groups + a.num_splits - 1) / a.num_splits;
+  // Groups per split: a multiple of the warp count, so the warps of a block get even shares and
+  // a short context (graphs are captured with the splits of the longest) uses few splits; the
+  // rest only write an empty partial, which the combine skips.
+  int per_split = (num_groups + a.num_splits - 1) / a.num_splits;
+  per_split = (per_split + kWarps - 1) / kWarps * kWarps;
   const int grp_begin = split * per_split;
   const int grp_end = min(num_groups, grp_begin + per_split);
 
@@ -68,7 +72,7 @@ __global__ void __launch_bounds__(kThreads, 3) decode_mma_kernel(paged_attention
   uint32_t qa[kKSteps][2];
   {
     uint4 chunk[kKChunks];
-    if (g < valid_rows) {
+    if (g < valid_rows && grp_begin < grp_end) {
       const int token = g / group, head = kv_head * group + g % group;
       const T* src = static_cast<const T*>(a.q) + int64_t(item.q_row + token) * a.q_stride + int64_t(head) * D + 8 * t4;
 #pragma unroll

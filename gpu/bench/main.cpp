@@ -83,8 +83,15 @@ struct request {
 /// sequences first (decodes, then prefill chunks), then waiting ones; KV blocks allocated as
 /// sequences grow; when a decode finds no free block, the most recently admitted sequence is
 /// preempted (its blocks freed, recomputed later from its tokens). Returns the step count.
+/// Wall time of the steps with a prefill chunk and of the decode-only ones (graph replays).
+struct step_times {
+  double prefill_ms = 0, decode_ms = 0;
+  int64_t prefill_steps = 0, decode_steps = 0;
+};
+
 int64_t run_scheduler(backend& b, std::deque<request>& waiting, std::vector<request>& finished, int32_t max_seqs,
-                      int32_t token_budget, std::vector<double>* step_ms = nullptr, int64_t* preemptions = nullptr) {
+                      int32_t token_budget, std::vector<double>* step_ms = nullptr, int64_t* preemptions = nullptr,
+                      step_times* times = nullptr) {
   const int32_t bs = b.kv_shape().block_size;
   block_allocator blocks(b.kv_shape().num_blocks);
   const size_t watermark = size_t(b.kv_shape().num_blocks / 100);
@@ -148,8 +155,15 @@ int64_t run_scheduler(backend& b, std::deque<request>& waiting, std::vector<requ
       }
     const double t0 = now_seconds();
     b.execute(step, sampling, out);
+    const double ms = (now_seconds() - t0) * 1e3;
     if (step_ms)
-      step_ms->push_back((now_seconds() - t0) * 1e3);
+      step_ms->push_back(ms);
+    if (times) {
+      const bool decode_only = std::all_of(step.seqs.begin(), step.seqs.end(),
+                                           [](const step_sequence& q) { return q.num_new_tokens == 1; });
+      (decode_only ? times->decode_ms : times->prefill_ms) += ms;
+      ++(decode_only ? times->decode_steps : times->prefill_steps);
+    }
     ++steps;
     std::unordered_map<uint64_t, size_t> index_of;
     for (size_t i = 0; i < running.size(); ++i)
@@ -292,8 +306,9 @@ json cmd_throughput(const args& a) {
   std::vector<double> step_ms;
   const double t0 = now_seconds();
   int64_t preemptions = 0;
+  step_times times;
   const int64_t steps =
-      run_scheduler(*b, waiting, done, o.max_num_seqs, o.max_num_batched_tokens, &step_ms, &preemptions);
+      run_scheduler(*b, waiting, done, o.max_num_seqs, o.max_num_batched_tokens, &step_ms, &preemptions, &times);
   const double elapsed = now_seconds() - t0;
   int64_t out_tokens = 0;
   for (const auto& r : done)
@@ -308,6 +323,11 @@ json cmd_throughput(const args& a) {
           {"steps", steps},
           {"preemptions", preemptions},
           {"mean_step_ms", std::accumulate(step_ms.begin(), step_ms.end(), 0.0) / double(std::max<size_t>(step_ms.size(), 1))},
+          {"prefill_steps", times.prefill_steps},
+          {"prefill_steps_s", times.prefill_ms / 1e3},
+          {"decode_steps", times.decode_steps},
+          {"decode_steps_s", times.decode_ms / 1e3},
+          {"mean_decode_step_ms", times.decode_ms / double(std::max<int64_t>(times.decode_steps, 1))},
           {"output_tokens", out_tokens},
           {"output_tokens_per_s", double(out_tokens) / elapsed},
           {"total_tokens_per_s", double(out_tokens + int64_t(n) * input_len) / elapsed}};
