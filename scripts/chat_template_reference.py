@@ -148,6 +148,9 @@ def render_result(render):
 
 
 def render_conversation(env, template, special, conversation, add_generation_prompt):
+    if not conversation["messages"]:
+        # transformers checks this before rendering (seen with transformers 5.17)
+        raise ValueError("Cannot apply chat template to an empty conversation. Provide at least one message.")
     compiled = compile_cached(env, template)
     kwargs = dict(special)
     kwargs.update(conversation.get("extra") or {})
@@ -211,7 +214,10 @@ def run_compare(args):
     for source in sorted(set(a) | set(b)):
         left, right = a.get(source), b.get(source)
         if not isinstance(left, list) or not isinstance(right, list):
-            if left != right:
+            # no chat template: this script says so once, transformers fails every case
+            no_template = lambda side: isinstance(side, dict) and "error" in side or (
+                isinstance(side, list) and side and all("error" in r for r in side))
+            if left != right and not (no_template(left) and no_template(right)):
                 differences += 1
                 print(f"{source}: {left!r} != {right!r}")
             continue

@@ -164,6 +164,10 @@ std::string render_chat(const compiled_template& tmpl, const chat_request& reque
                         const nlohmann::ordered_json& special_tokens, const render_options& options) {
   if (!request.messages.is_array())
     throw template_error(template_error_kind::type, "'messages' must be a list of messages");
+  // transformers refuses before rendering (some templates would render a bare generation prompt)
+  if (request.messages.empty())
+    throw template_error(template_error_kind::type,
+                         "Cannot apply chat template to an empty conversation. Provide at least one message.");
   if (!request.tools.is_null() && !request.tools.is_array())
     throw template_error(template_error_kind::type, "'tools' must be a list of tool definitions");
   if (!request.extra_context.is_object())

@@ -92,6 +92,8 @@ TEST_CASE("malformed tokenizer folders are refused with the file named", "[chat_
 TEST_CASE("render_chat passes tools as None when absent and refuses overriding its own variables", "[chat_template]") {
   auto tmpl = ct::compiled_template::parse("{{ tools is none }}/{{ documents is none }}/{{ add_generation_prompt }}/{{ x }}");
   ct::chat_request request;
+  CHECK_THROWS_WITH(ct::render_chat(tmpl, request, ojson::object()), Catch::Contains("empty conversation"));
+  request.messages = ojson::parse(R"([{"role": "user", "content": "hi"}])");
   request.extra_context = {{"x", 1}};
   CHECK(ct::render_chat(tmpl, request, ojson::object()) == "True/True/False/1");
   request.tools = ojson::array();
