@@ -405,6 +405,18 @@ void http_server::route_through(std::function<submit_result(generate_request, ou
   impl_->route_cancel = std::move(cancel);
 }
 
+void http_server::add_json_route(const std::string& method, const std::string& path, json_handler handler) {
+  auto route = [handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+    json_reply r = handler(req.get_header_value("Authorization"), req.body);
+    res.status = r.status;
+    res.set_content(r.body, "application/json");
+  };
+  if (method == "GET")
+    impl_->server.Get(path, std::move(route));
+  else
+    impl_->server.Post(path, std::move(route));
+}
+
 void http_server::add_metrics_source(std::function<std::string()> source) {
   impl_->metrics_source = std::move(source);
 }

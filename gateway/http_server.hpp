@@ -63,6 +63,15 @@ public:
   /// attached engine: the cluster router (actors/cluster/node.hpp). Call before serving requests.
   void route_through(std::function<submit_result(generate_request, output_sink)> submit,
                      std::function<void(uint64_t)> cancel);
+  /// An extra route answering JSON (the cluster's admin calls, gateway/admin_routes.hpp):
+  /// `handler(Authorization header, body)` returns the status and body; it checks auth itself.
+  /// Call before serve().
+  struct json_reply {
+    int status = 200;
+    std::string body;
+  };
+  using json_handler = std::function<json_reply(const std::string& authorization, const std::string& body)>;
+  void add_json_route(const std::string& method, const std::string& path, json_handler handler);
   /// Text appended to /metrics (Prometheus exposition lines), e.g. the cluster's counters.
   void add_metrics_source(std::function<std::string()> source);
   /// /ready turns 503 and new generation requests get 503; in-flight ones go on.

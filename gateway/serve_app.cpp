@@ -1,5 +1,6 @@
 #include "gateway/serve_app.hpp"
 
+#include "gateway/admin_routes.hpp"
 #include "gateway/backend_setup.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/metrics.hpp"
@@ -100,6 +101,8 @@ int run_server(serve_config cfg) {
   so.tool_parser = tool_parser;
   so.enable_auto_tool_choice = cfg.enable_auto_tool_choice;
   http_server server(so, metrics);
+  admin_target admin; // declared before the server thread: its routes read it until the end
+  install_admin_routes(server, admin, cfg.api_key);
   const int port = server.bind();
   std::thread http_thread([&] { server.serve(); });
   spdlog::info("listening on http://{}:{} (loading the model; /ready is 503 until done)", cfg.host, port);
@@ -129,6 +132,7 @@ int run_server(serve_config cfg) {
       server.route_through([node](generate_request r, output_sink s) { return node->submit(std::move(r), std::move(s)); },
                            [node](uint64_t id) { node->cancel(id); });
       server.add_metrics_source([node, name = cfg.served_model_names.front()] { return node->metrics_text(name); });
+      admin.node.store(node);
       if (!cfg.cluster_port_file.empty()) {
         std::ofstream(cfg.cluster_port_file + ".tmp") << node->port() << "\n";
         fs::rename(cfg.cluster_port_file + ".tmp", cfg.cluster_port_file);

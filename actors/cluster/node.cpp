@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <random>
 #include <thread>
 #include <unistd.h>
 
@@ -69,8 +71,25 @@ caf::behavior cluster_node::impl::behave(caf::event_based_actor* self) {
       [=, this](migrate_atom, const std::string& blob) { on_migrate(self, blob); },
       [=, this](cancel_atom, const std::string& blob) { on_cancel_msg(self, blob); },
       [=, this](drain_atom) { on_drain(self); },
+      [=, this](cancel_to_atom, const caf::actor& peer, const std::string& blob) {
+        self->send(peer, cancel_atom_v, blob);
+      },
+      [=, this](admin_atom, const std::string& to) {
+        std::lock_guard lock(mu);
+        migrate_all_running(self, to);
+      },
   };
 }
+
+namespace {
+std::vector<std::string> live_nodes_locked(const cluster_node::impl& d) {
+  std::vector<std::string> out{d.cfg.name};
+  for (const auto& [name, p] : d.peers)
+    if (p.alive)
+      out.push_back(name);
+  return out;
+}
+} // namespace
 
 // ---- the public side -----------------------------------------------------------------------
 
@@ -89,6 +108,7 @@ std::unique_ptr<cluster_node> cluster_node::start(cluster_config config, engine&
                                       std::chrono::system_clock::now().time_since_epoch())
                                       .count());
   auto p = std::make_unique<impl>(std::move(config), local);
+  p->seed_state = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
   p->sys_cfg = std::make_unique<caf::actor_system_config>();
   configure_cluster_system(*p->sys_cfg);
   configure_tls(*p->sys_cfg, p->cfg.tls); // caf_openssl: peers must present a certificate of the CA
@@ -121,10 +141,21 @@ submit_result cluster_node::submit(generate_request request, output_sink sink) {
   std::lock_guard lock(d.mu);
   origin_req& o = d.origins[id];
   o.original = std::move(request);
+  // Resolved here, not by the executing engine: a choice resumed elsewhere continues its stream.
+  if (!o.original.has_seed) {
+    o.original.sampling.seed = d.draw_seed();
+    o.original.has_seed = true;
+  }
+  const int32_t n = std::max(1, o.original.n);
+  o.received.resize(size_t(n));
+  o.choice_done.assign(size_t(n), false);
   o.sink = std::move(sink);
   o.last_event = engine_clock::now();
   submit_result r{id, engine_errc::none, ""};
-  if (!d.place(id, {}, &r)) {
+  origin_part all;
+  for (int32_t c = 0; c < n; ++c)
+    all.choices.push_back(c);
+  if (!d.place(id, std::move(all), {}, {}, &r)) {
     d.origins.erase(id);
     return r;
   }
@@ -138,15 +169,80 @@ void cluster_node::cancel(uint64_t request_id) {
   if (it == d.origins.end())
     return;
   origin_req& o = it->second;
-  if (o.executor == d.cfg.name) {
-    d.eng.cancel(o.local_id);
-  } else {
-    auto p = d.peers.find(o.executor);
-    if (p != d.peers.end() && p->second.handle)
-      caf::anon_send(p->second.handle, cancel_atom_v, encode(cancel_msg{request_id, o.attempt}));
-    d.release_outstanding(o);
-    d.origins.erase(it);
+  const bool all_local = std::all_of(o.parts.begin(), o.parts.end(),
+                                     [&](const origin_part& p) { return p.executor == d.cfg.name; });
+  for (const origin_part& part : o.parts)
+    d.cancel_part(request_id, part);
+  if (all_local)
+    return; // the engine's final (cancelled) event ends the request
+  for (const origin_part& part : o.parts)
+    d.release_outstanding(part);
+  d.origins.erase(it);
+}
+
+migrate_result cluster_node::migrate(uint64_t request_id, const std::string& to) {
+  impl& d = *impl_;
+  std::lock_guard lock(d.mu);
+  auto it = d.origins.find(request_id);
+  if (it == d.origins.end())
+    return {404, "unknown request id " + std::to_string(request_id) +
+                     " (not accepted by this node, or already finished; GET /admin/requests lists them)"};
+  if (!to.empty() && !d.live_target(to)) {
+    std::string known;
+    for (const std::string& n : live_nodes_locked(d))
+      known += (known.empty() ? "" : ", ") + n;
+    return {404, "no live node named '" + to + "' that takes requests (live: " + known + ")"};
   }
+  std::vector<origin_part> moving;
+  for (const origin_part& part : it->second.parts)
+    if (part.executor != to)
+      moving.push_back(part);
+  if (moving.empty())
+    return {409, "request " + std::to_string(request_id) + " already runs on " + to};
+  for (const origin_part& part : moving) {
+    if (!d.origins.count(request_id))
+      break;
+    d.cancel_part(request_id, part);
+    d.resume(request_id, part.attempt, part.executor, true, to);
+  }
+  const int32_t moved = int32_t(moving.size());
+  return {200, "moved " + std::to_string(moved) + " placement(s) of request " + std::to_string(request_id), moved};
+}
+
+migrate_result cluster_node::migrate_all(const std::string& to) {
+  impl& d = *impl_;
+  int32_t count = 0;
+  {
+    std::lock_guard lock(d.mu);
+    if (!to.empty() && (to == d.cfg.name || !d.live_target(to)))
+      return {404, "no live peer named '" + to + "' that takes requests"};
+    count = int32_t(d.execs.size());
+    for (const auto& [id, o] : d.origins)
+      for (const origin_part& part : o.parts)
+        count += part.executor == d.cfg.name ? 1 : 0;
+  }
+  if (count == 0)
+    return {409, "nothing runs on " + d.cfg.name};
+  caf::anon_send(d.node, admin_atom_v, to); // the node actor sends the migrate messages
+  return {200, "moving " + std::to_string(count) + " placement(s) off " + d.cfg.name, count};
+}
+
+std::vector<request_info> cluster_node::requests() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<request_info> out;
+  for (const auto& [id, o] : impl_->origins) {
+    request_info r{id, o.original.n, {}, o.completion_tokens()};
+    for (const origin_part& part : o.parts)
+      r.executors.push_back(part.executor);
+    out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end(), [](const request_info& a, const request_info& b) { return a.id < b.id; });
+  return out;
+}
+
+std::vector<std::string> cluster_node::live_nodes() const {
+  std::lock_guard lock(impl_->mu);
+  return live_nodes_locked(*impl_);
 }
 
 bool cluster_node::drain(std::chrono::milliseconds timeout) {
@@ -159,7 +255,8 @@ bool cluster_node::drain(std::chrono::milliseconds timeout) {
       std::lock_guard lock(d.mu);
       bool local = false;
       for (const auto& [id, o] : d.origins)
-        local = local || o.executor == d.cfg.name;
+        for (const origin_part& part : o.parts)
+          local = local || part.executor == d.cfg.name;
       if (d.execs.empty() && !local)
         return true;
     }

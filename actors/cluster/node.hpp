@@ -75,6 +75,21 @@ struct cluster_counters {
   int64_t kv_bytes = 0;     // KV payload bytes imported here
 };
 
+/// Answer to an admin migration: `status` is an HTTP status (200, 404 unknown request or node,
+/// 409 nothing to move), `message` says why.
+struct migrate_result {
+  int status = 200;
+  std::string message;
+  int32_t moved = 0; // placements moved (one per running choice group)
+};
+
+struct request_info {
+  uint64_t id = 0;
+  int32_t n = 1;
+  std::vector<std::string> executors; // node of each live placement
+  int32_t tokens_delivered = 0;       // summed over choices
+};
+
 class cluster_node {
 public:
   /// Starts listening on the cluster port and connecting to the peers. `local` must outlive
@@ -87,6 +102,17 @@ public:
   /// error event.
   submit_result submit(generate_request request, output_sink sink);
   void cancel(uint64_t request_id);
+  /// Admin migration of request `request_id` (an id this node's `submit` returned) to node `to`
+  /// (empty: wherever the router places it, never where it runs now), by recomputation: each
+  /// choice continues from the tokens its client has received. Never blocks on the network.
+  migrate_result migrate(uint64_t request_id, const std::string& to);
+  /// Moves everything running on this node elsewhere (to `to` when given): our own clients'
+  /// requests here, and those run here for peers (their origins re-place them).
+  migrate_result migrate_all(const std::string& to);
+  /// The requests accepted by this node and not finished.
+  std::vector<request_info> requests() const;
+  /// Names of this node and its live peers.
+  std::vector<std::string> live_nodes() const;
   /// Stops taking requests from peers, moves the sequences running here elsewhere, and waits
   /// up to `timeout` until none runs here. True if all moved or finished.
   bool drain(std::chrono::milliseconds timeout);

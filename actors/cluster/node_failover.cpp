@@ -7,32 +7,43 @@
 
 namespace actorserve::cluster {
 
-// Moves a request off its node (`mu` held).
-void cluster_node::impl::resume(uint64_t id, const std::string& lost, bool migration) {
+void cluster_node::impl::resume(uint64_t id, uint32_t attempt, const std::string& lost, bool migration,
+                                const std::string& to) {
   auto it = origins.find(id);
-  if (it == origins.end())
+  origin_part* part = it == origins.end() ? nullptr : it->second.part(attempt);
+  if (!part)
     return;
   origin_req& o = it->second;
-  release_outstanding(o);
-  if (o.original.n != 1) {
-    fail(id, o, engine_errc::executor_failed, "its node was lost, and requests with n > 1 cannot be resumed");
-    ++counters.failover_errors;
-    return;
+  release_outstanding(*part);
+  const std::vector<int32_t> choices = part->choices;
+  o.parts.erase(o.parts.begin() + (part - o.parts.data()));
+  // Each unfinished choice resumes on its own, from the tokens its client has received (an
+  // n = 1 request with that choice's seed); finished choices are not repeated.
+  std::vector<origin_part> again;
+  for (int32_t c : choices)
+    if (!o.choice_done[size_t(c)])
+      again.push_back(origin_part{{c}});
+  if (again.size() == size_t(o.original.n) && o.completion_tokens() == 0)
+    again = {origin_part{choices}}; // nothing delivered yet: place the whole request again
+  if (!o.pause_pending) {
+    o.pause_pending = true;
+    o.loss_at = migration ? clock_type::now() : o.last_event;
   }
-  o.completion_before = int32_t(o.received.size());
-  o.pause_pending = true;
   o.migration = migration;
-  o.loss_at = migration ? clock_type::now() : o.last_event;
   if (migration)
     ++counters.migrated;
   else
     ++counters.failed_over;
-  if (!place(id, {lost}, nullptr) && !migration)
-    ++counters.failover_errors;
+  for (origin_part& p : again) {
+    if (!origins.count(id))
+      return; // failed (no node) or finished while placing the previous choice
+    if (!place(id, std::move(p), {lost}, to, nullptr) && !migration)
+      ++counters.failover_errors;
+  }
 }
 
-void cluster_node::impl::release_outstanding(origin_req& o) {
-  auto p = peers.find(o.executor);
+void cluster_node::impl::release_outstanding(const origin_part& part) {
+  auto p = peers.find(part.executor);
   if (p != peers.end() && p->second.outstanding > 0)
     --p->second.outstanding;
 }
@@ -49,11 +60,14 @@ void cluster_node::impl::on_migrate(caf::event_based_actor* self, const std::str
     return;
   }
   auto it = origins.find(m.origin_id);
+  origin_part* part = it == origins.end() ? nullptr : it->second.part(m.attempt);
   peer_state* p = peer_by_addr(caf::actor_cast<caf::actor_addr>(self->current_sender()));
-  if (it == origins.end() || it->second.attempt != m.attempt || !p || it->second.executor != p->name)
+  if (!part || !p || part->executor != p->name)
     return;
   self->send(p->handle, cancel_atom_v, encode(cancel_msg{m.origin_id, m.attempt}));
-  resume(m.origin_id, p->name, true);
+  // An admin migration names its target; one that is gone or is the sender: the router picks.
+  const std::string to = !m.to.empty() && m.to != p->name && live_target(m.to) ? m.to : std::string{};
+  resume(m.origin_id, m.attempt, p->name, true, to);
 }
 
 void cluster_node::impl::on_drain(caf::event_based_actor* self) {
@@ -72,15 +86,26 @@ void cluster_node::impl::on_drain(caf::event_based_actor* self) {
                  execs.size() + origins.size());
     return;
   }
-  for (const auto& [engine_id, x] : execs)
-    self->send(x.origin, migrate_atom_v, encode(migrate_msg{x.origin_id, x.attempt}));
-  std::vector<uint64_t> local;
+  migrate_all_running(self, {});
+}
+
+void cluster_node::impl::migrate_all_running(caf::event_based_actor* self, const std::string& to) {
+  // Requests run here for peers: their origins re-place them (we cancel when told).
+  for (const auto& [engine_id, x] : execs) {
+    migrate_msg m{x.origin_id, x.attempt};
+    m.to = to;
+    self->send(x.origin, migrate_atom_v, encode(m));
+  }
+  // Our own clients' requests running here.
+  std::vector<std::pair<uint64_t, origin_part>> local;
   for (const auto& [id, o] : origins)
-    if (o.executor == cfg.name)
-      local.push_back(id);
-  for (uint64_t id : local) {
-    eng.cancel(origins.at(id).local_id);
-    resume(id, cfg.name, true);
+    for (const origin_part& part : o.parts)
+      if (part.executor == cfg.name)
+        local.emplace_back(id, part);
+  const std::string target = to == cfg.name ? std::string{} : to;
+  for (const auto& [id, part] : local) {
+    eng.cancel(part.local_id);
+    resume(id, part.attempt, cfg.name, true, target);
   }
 }
 

@@ -37,19 +37,41 @@ struct peer_state {
   int32_t outstanding = 0;
 };
 
+/// One placement of some of a request's choices: the whole request at first; after a failover
+/// or migration of an n > 1 request, one placement per unfinished choice (n = 1, seed + choice,
+/// that choice's delivered tokens as resume_output_token_ids), so each choice resumes on its own.
+struct origin_part {
+  std::vector<int32_t> choices; // the original choice index of each choice of the placed request
+  uint32_t attempt = 0;         // unique within the request: events and cancels name it
+  std::string executor;         // node name (this node's own name when local)
+  uint64_t local_id = 0;        // engine id when local
+};
+
 struct origin_req {
-  generate_request original;
-  output_sink sink;
-  std::vector<int32_t> received; // choice 0's tokens the client has been given
-  int32_t completion_before = 0; // tokens received before the current attempt
-  uint32_t attempt = 0;
-  std::string executor;          // node name (this node's own name when local)
-  uint64_t local_id = 0;         // engine id when local
+  generate_request original;    // seed resolved at submit, so a resumed choice continues its stream
+  output_sink sink;             // called with `mu` held: one call at a time, in order
+  std::vector<std::vector<int32_t>> received; // per choice: the tokens the client has been given
+  std::vector<bool> choice_done;              // per choice: its finish has been delivered
+  std::vector<origin_part> parts;             // live placements
+  uint32_t attempts = 0;                      // placements so far
   clock_type::time_point last_event{};
   clock_type::time_point loss_at{}; // pause measurement after a failover/migration
   bool pause_pending = false;
   bool migration = false;
   size_t resumed_tokens = 0;
+
+  origin_part* part(uint32_t attempt) {
+    for (auto& p : parts)
+      if (p.attempt == attempt)
+        return &p;
+    return nullptr;
+  }
+  int32_t completion_tokens() const {
+    int32_t n = 0;
+    for (const auto& r : received)
+      n += int32_t(r.size());
+    return n;
+  }
 };
 
 struct exec_req {
@@ -86,18 +108,37 @@ struct cluster_node::impl {
   uint32_t my_version() const { return cfg.protocol_version ? cfg.protocol_version : protocol_version; }
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> draining{false};
+  std::atomic<uint64_t> seed_state{0}; // random start (set in start), then splitmix64 steps
+  uint64_t draw_seed() {
+    uint64_t x = seed_state.fetch_add(0x9e3779b97f4a7c15ull) + 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  }
 
   impl(cluster_config c, engine& e) : cfg(std::move(c)), eng(e), router(cfg.policy) {}
 
   // ---- routing (node_routing.cpp), `mu` held ----
   void note_prefixes(const std::vector<uint64_t>& hashes);
+  /// Ends a request with an error event (cancelling its live placements) and forgets it.
   void fail(uint64_t id, origin_req& o, engine_errc err, const std::string& why);
-  bool place(uint64_t id, const std::vector<std::string>& exclude, submit_result* result);
+  /// The request that places `part`: the original, or one choice resumed from its tokens.
+  generate_request part_request(const origin_req& o, const origin_part& part) const;
+  /// Places `part` of request `id` on a node (`to`: that node, else the router's pick, never one
+  /// in `exclude`); false when it could not: with `result` set on the first placement, else the
+  /// request has been failed (and erased).
+  bool place(uint64_t id, origin_part part, const std::vector<std::string>& exclude, const std::string& to,
+             submit_result* result);
+  void cancel_part(uint64_t id, const origin_part& part);
   // ---- routing, takes `mu` itself ----
   void on_output(uint64_t id, uint32_t attempt, request_output&& out, bool* stale);
   // ---- failover (node_failover.cpp), `mu` held ----
-  void resume(uint64_t id, const std::string& lost, bool migration);
-  void release_outstanding(origin_req& o);
+  /// Moves placement `attempt` of request `id` off node `lost` (to `to` when given).
+  void resume(uint64_t id, uint32_t attempt, const std::string& lost, bool migration, const std::string& to = {});
+  void release_outstanding(const origin_part& part);
+  /// Admin migration of everything running here (own clients' requests and peers'), from the
+  /// node actor (the migrate messages to origins must come from it).
+  void migrate_all_running(caf::event_based_actor* self, const std::string& to);
   // ---- membership (node_membership.cpp), `mu` held ----
   void peer_lost(peer_state& p, const std::string& why);
   peer_state* peer_by_addr(const caf::actor_addr& a);
@@ -118,6 +159,8 @@ struct cluster_node::impl {
   void on_cancel_msg(caf::event_based_actor* self, const std::string& blob);
   void on_migrate(caf::event_based_actor* self, const std::string& blob);
   void on_drain(caf::event_based_actor* self);
+  /// Whether `name` is a node that can take requests now (this one, or a live peer), `mu` held.
+  bool live_target(const std::string& name) const;
 };
 
 } // namespace actorserve::cluster

@@ -15,15 +15,16 @@ void cluster_node::impl::peer_lost(peer_state& p, const std::string& why) {
     return;
   p.alive = false;
   ++counters.peers_lost;
-  std::vector<uint64_t> ids;
+  std::vector<std::pair<uint64_t, uint32_t>> placements; // (request, attempt) running there
   for (const auto& [id, o] : origins)
-    if (o.executor == p.name)
-      ids.push_back(id);
-  spdlog::warn("cluster: peer {} (incarnation {}) lost: {}; resuming its {} requests elsewhere", p.name,
-               p.incarnation, why, ids.size());
+    for (const origin_part& part : o.parts)
+      if (part.executor == p.name)
+        placements.emplace_back(id, part.attempt);
+  spdlog::warn("cluster: peer {} (incarnation {}) lost: {}; resuming its {} placements elsewhere", p.name,
+               p.incarnation, why, placements.size());
   p.outstanding = 0;
-  for (uint64_t id : ids)
-    resume(id, p.name, false);
+  for (const auto& [id, attempt] : placements)
+    resume(id, attempt, p.name, false);
 }
 
 peer_state* cluster_node::impl::peer_by_addr(const caf::actor_addr& a) {

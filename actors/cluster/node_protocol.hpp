@@ -21,6 +21,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(actorserve_cluster, caf::id_block::actorserve::end)
   CAF_ADD_ATOM(actorserve_cluster, actorserve::cluster, relay_atom, "clrelay")
   CAF_ADD_ATOM(actorserve_cluster, actorserve::cluster, place_atom, "clplace")
   CAF_ADD_ATOM(actorserve_cluster, actorserve::cluster, drain_atom, "cldrain")
+  CAF_ADD_ATOM(actorserve_cluster, actorserve::cluster, cancel_to_atom, "clcancelto") // (peer, cancel document)
+  CAF_ADD_ATOM(actorserve_cluster, actorserve::cluster, admin_atom, "cladmin")       // migrate all: (target or "")
 CAF_END_TYPE_ID_BLOCK(actorserve_cluster)
 
 namespace actorserve::cluster {

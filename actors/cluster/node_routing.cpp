@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace actorserve::cluster {
 
 // Helpers with `mu` held.
@@ -17,47 +19,82 @@ void cluster_node::impl::note_prefixes(const std::vector<uint64_t>& hashes) {
     own_prefixes.clear();
 }
 
-// Ends a request with an error event (no node could take it).
+void cluster_node::impl::cancel_part(uint64_t id, const origin_part& part) {
+  if (part.executor == cfg.name) {
+    eng.cancel(part.local_id);
+    return;
+  }
+  auto p = peers.find(part.executor);
+  if (p != peers.end() && p->second.handle) // through the node actor: peers accept cancels from it only
+    caf::anon_send(node, cancel_to_atom_v, p->second.handle, encode(cancel_msg{id, part.attempt}));
+}
+
 void cluster_node::impl::fail(uint64_t id, origin_req& o, engine_errc err, const std::string& why) {
+  for (const origin_part& part : o.parts) {
+    release_outstanding(part);
+    cancel_part(id, part);
+  }
   request_output out;
   out.request_id = id;
   out.finished = true;
   out.error = err;
   out.error_message = why;
-  out.usage.prompt_tokens = int32_t(o.original.prompt_token_ids.size());
-  out.usage.completion_tokens = int32_t(o.received.size());
-  choice_delta d;
-  d.finish = finish_reason::abort;
-  out.choices.push_back(d);
+  out.usage = {int32_t(o.original.prompt_token_ids.size()), o.completion_tokens()};
+  for (int32_t c = 0; c < int32_t(o.choice_done.size()); ++c)
+    if (!o.choice_done[size_t(c)]) {
+      choice_delta d;
+      d.index = c;
+      d.finish = finish_reason::abort;
+      out.choices.push_back(d);
+    }
   auto sink = std::move(o.sink);
   origins.erase(id);
   if (sink)
     sink(std::move(out));
 }
 
-// Places (or re-places) request `id`; false with `result` set when it failed at once.
-bool cluster_node::impl::place(uint64_t id, const std::vector<std::string>& exclude, submit_result* result) {
-  origin_req& o = origins.at(id);
+generate_request cluster_node::impl::part_request(const origin_req& o, const origin_part& part) const {
   generate_request req = o.original;
   req.id = 0;
-  const int32_t done_tokens = int32_t(o.received.size());
-  if (done_tokens > 0) {
-    req.prompt_token_ids.insert(req.prompt_token_ids.end(), o.received.begin(), o.received.end());
-    req.max_tokens -= done_tokens;
-    req.min_tokens = std::max(0, req.min_tokens - done_tokens);
-    o.resumed_tokens = req.prompt_token_ids.size();
-  }
-  if (req.max_tokens <= 0) { // everything was delivered but the final event
+  if (part.choices.size() == size_t(o.original.n) && o.completion_tokens() == 0)
+    return req; // the whole request, nothing delivered yet
+  // One choice, continuing from what its client has received (engine: resume_output_token_ids).
+  const int32_t c = part.choices.at(0);
+  req.n = 1;
+  req.sampling.seed = o.original.sampling.seed + uint64_t(c); // the engine's seed for choice c
+  req.resume_output_token_ids = o.received.at(size_t(c));
+  return req;
+}
+
+bool cluster_node::impl::live_target(const std::string& name) const {
+  if (name == cfg.name)
+    return !draining.load();
+  auto p = peers.find(name);
+  return p != peers.end() && p->second.alive && !p->second.load.draining;
+}
+
+bool cluster_node::impl::place(uint64_t id, origin_part part, const std::vector<std::string>& exclude,
+                               const std::string& to, submit_result* result) {
+  origin_req& o = origins.at(id);
+  generate_request req = part_request(o, part);
+  if (!req.resume_output_token_ids.empty())
+    o.resumed_tokens += req.prompt_token_ids.size() + req.resume_output_token_ids.size();
+  if (int32_t(req.resume_output_token_ids.size()) >= req.max_tokens) {
+    // Everything of this choice was delivered but its final event: finish it here.
+    const int32_t c = part.choices.at(0);
+    o.choice_done[size_t(c)] = true;
     request_output out;
     out.request_id = id;
-    out.finished = true;
-    out.usage = {int32_t(o.original.prompt_token_ids.size()), done_tokens};
     choice_delta d;
+    d.index = c;
     d.finish = finish_reason::length;
     out.choices.push_back(d);
-    auto sink = std::move(o.sink);
-    origins.erase(id);
-    sink(std::move(out));
+    out.usage = {int32_t(o.original.prompt_token_ids.size()), o.completion_tokens()};
+    out.finished = o.parts.empty() && std::all_of(o.choice_done.begin(), o.choice_done.end(), [](bool b) { return b; });
+    const bool finished = out.finished;
+    o.sink(std::move(out));
+    if (finished)
+      origins.erase(id);
     return true;
   }
   const auto hashes = prefix_block_hashes(req.prompt_token_ids, cfg.block_size, cfg.affinity_blocks);
@@ -66,8 +103,9 @@ bool cluster_node::impl::place(uint64_t id, const std::vector<std::string>& excl
   const engine_stats s = eng.stats();
   int32_t local_outstanding = 0;
   for (const auto& [oid, other] : origins)
-    if (other.executor == cfg.name)
-      ++local_outstanding;
+    for (const auto& p : other.parts)
+      if (p.executor == cfg.name)
+        ++local_outstanding;
   views.push_back({cfg.name, true, draining.load() || s.draining, s.num_running, s.num_waiting, s.kv_usage,
                    cfg.capacity, local_outstanding, &own_prefixes});
   std::vector<peer_state*> order{nullptr};
@@ -76,7 +114,14 @@ bool cluster_node::impl::place(uint64_t id, const std::vector<std::string>& excl
                      p.load.capacity, p.outstanding, &p.prefixes});
     order.push_back(&p);
   }
-  const auto decision = router.pick(views, hashes, exclude);
+  std::optional<route_decision> decision;
+  if (!to.empty()) { // an admin migration names the node (checked by the caller)
+    for (size_t i = 0; i < views.size(); ++i)
+      if (views[i].name == to && live_target(to))
+        decision = route_decision{i, 0, false};
+  } else {
+    decision = router.pick(views, hashes, exclude);
+  }
   if (!decision) {
     if (result)
       *result = {0, engine_errc::overloaded, "no cluster node can take the request (all draining or lost)"};
@@ -86,11 +131,11 @@ bool cluster_node::impl::place(uint64_t id, const std::vector<std::string>& excl
   }
   if (decision->affinity)
     ++counters.affinity_hits;
-  ++o.attempt;
-  const uint32_t attempt = o.attempt;
+  const uint32_t attempt = ++o.attempts;
+  part.attempt = attempt;
   peer_state* target = order[decision->node];
   if (!target) {
-    o.executor = cfg.name;
+    part.executor = cfg.name;
     ++counters.routed_local;
     submit_result r = eng.submit(std::move(req), [this, id, attempt](request_output&& out) {
       on_output(id, attempt, std::move(out), nullptr);
@@ -103,66 +148,89 @@ bool cluster_node::impl::place(uint64_t id, const std::vector<std::string>& excl
       fail(id, o, r.error, r.message);
       return false;
     }
-    o.local_id = r.request_id;
+    part.local_id = r.request_id;
+    o.parts.push_back(std::move(part));
     note_prefixes(hashes);
     return true;
   }
-  o.executor = target->name;
+  part.executor = target->name;
+  o.parts.push_back(std::move(part));
   ++target->outstanding;
   ++counters.routed_remote;
   caf::anon_send(node, place_atom_v, target->name, encode(forward_msg{id, attempt, std::move(req)}), id, attempt);
   return true;
 }
 
-// An event of request `id`'s attempt `attempt` (from the local engine or a peer).
+// An event of request `id`'s placement `attempt` (from the local engine or a peer).
 void cluster_node::impl::on_output(uint64_t id, uint32_t attempt, request_output&& out, bool* stale) {
-  output_sink sink;
-  {
-    std::lock_guard lock(mu);
-    auto it = origins.find(id);
-    if (it == origins.end() || it->second.attempt != attempt) {
-      if (stale)
-        *stale = !out.finished;
-      return;
-    }
-    origin_req& o = it->second;
-    // An engine going away mid-request (its node draining or failing): resume elsewhere.
-    if (out.finished && (out.error == engine_errc::shutting_down || out.error == engine_errc::executor_failed) &&
-        o.original.n == 1) {
-      // The tokens of this last event are not delivered: resume from what the client has.
-      spdlog::warn("cluster: request {} ended on {} with '{}': resuming elsewhere", id, o.executor,
-                   out.error_message);
-      resume(id, o.executor, false);
-      return;
-    }
-    const auto now = clock_type::now();
-    for (const choice_delta& c : out.choices)
-      if (c.index == 0)
-        o.received.insert(o.received.end(), c.token_ids.begin(), c.token_ids.end());
-    if (o.pause_pending && !out.choices.empty()) {
-      const double pause_s = std::chrono::duration<double>(now - o.loss_at).count();
-      o.pause_pending = false;
-      if (o.migration)
-        counters.migrate_seconds_total += pause_s;
-      else
-        counters.last_failover_pause_s = pause_s;
-      counters.migrated_tokens_total += int64_t(o.resumed_tokens);
-    }
-    o.last_event = now;
-    out.request_id = id;
-    if (o.attempt > 1) {
-      out.usage.prompt_tokens = int32_t(o.original.prompt_token_ids.size());
-      out.usage.completion_tokens += o.completion_before;
-    }
-    sink = o.sink;
-    if (out.finished) {
-      release_outstanding(o);
-      origins.erase(it);
-    }
+  std::lock_guard lock(mu);
+  auto it = origins.find(id);
+  origin_part* part = it == origins.end() ? nullptr : it->second.part(attempt);
+  if (!part) {
+    if (stale)
+      *stale = !out.finished;
+    return;
   }
-  // Outside the lock: the client's sink is quick, but need not be ours to serialize... it is
-  // called in order because one attempt's events arrive in order through one path.
-  sink(std::move(out));
+  origin_req& o = it->second;
+  // An engine going away mid-request (its node draining or failing): resume elsewhere. The
+  // tokens of this last event are not delivered: resume from what the client has.
+  if (out.finished && (out.error == engine_errc::shutting_down || out.error == engine_errc::executor_failed)) {
+    spdlog::warn("cluster: request {} ended on {} with '{}': resuming elsewhere", id, part->executor,
+                 out.error_message);
+    resume(id, attempt, part->executor, false);
+    return;
+  }
+  const auto now = clock_type::now();
+  std::vector<choice_delta> deltas;
+  for (choice_delta& d : out.choices) {
+    if (d.index < 0 || size_t(d.index) >= part->choices.size())
+      continue; // not a choice of this placement
+    d.index = part->choices[size_t(d.index)];
+    auto& got = o.received[size_t(d.index)];
+    got.insert(got.end(), d.token_ids.begin(), d.token_ids.end());
+    if (d.finish != finish_reason::none)
+      o.choice_done[size_t(d.index)] = true;
+    deltas.push_back(std::move(d));
+  }
+  out.choices = std::move(deltas);
+  if (o.pause_pending && !out.choices.empty()) {
+    const double pause_s = std::chrono::duration<double>(now - o.loss_at).count();
+    o.pause_pending = false;
+    if (o.migration)
+      counters.migrate_seconds_total += pause_s;
+    else
+      counters.last_failover_pause_s = pause_s;
+    counters.migrated_tokens_total += int64_t(o.resumed_tokens);
+    o.resumed_tokens = 0;
+  }
+  o.last_event = now;
+  out.request_id = id;
+  if (out.finished) {
+    release_outstanding(*part);
+    o.parts.erase(o.parts.begin() + (part - o.parts.data()));
+    if (out.error != engine_errc::none) { // cancelled, deadline, invalid: the whole request ends
+      for (const origin_part& other : o.parts) {
+        release_outstanding(other);
+        cancel_part(id, other);
+      }
+      o.parts.clear();
+      for (int32_t c = 0; c < int32_t(o.choice_done.size()); ++c)
+        if (!o.choice_done[size_t(c)]) {
+          choice_delta d;
+          d.index = c;
+          d.finish = finish_reason::abort;
+          out.choices.push_back(d);
+        }
+    }
+    out.finished = o.parts.empty(); // the other choices' placements go on
+  }
+  out.usage = {int32_t(o.original.prompt_token_ids.size()), o.completion_tokens()};
+  const bool finished = out.finished;
+  // With `mu` held: events of different placements (local engine, peers) reach the client one at
+  // a time and in the order they were counted.
+  o.sink(std::move(out));
+  if (finished)
+    origins.erase(it);
 }
 
 // ---- node actor handlers ------------------------------------------------------------------
@@ -235,17 +303,19 @@ void cluster_node::impl::on_place(caf::event_based_actor* self, const std::strin
   auto failed = [=, this](const std::string& why, engine_errc err) {
     std::lock_guard lock(mu);
     auto it = origins.find(id);
-    if (it == origins.end() || it->second.attempt != attempt)
+    origin_part* part = it == origins.end() ? nullptr : it->second.part(attempt);
+    if (!part)
       return;
     if (err == engine_errc::invalid_request) { // the same request would fail anywhere
-      release_outstanding(it->second);
       fail(id, it->second, err, why);
       return;
     }
     spdlog::warn("cluster: placing request {} on {} failed ({}); trying another node", id, peer, why);
-    release_outstanding(it->second);
+    release_outstanding(*part);
+    origin_part again{part->choices};
+    it->second.parts.erase(it->second.parts.begin() + (part - it->second.parts.data()));
     it->second.pause_pending = false;
-    if (!place(id, {peer}, nullptr))
+    if (!place(id, std::move(again), {peer}, {}, nullptr))
       ++counters.failover_errors;
   };
   if (!target)

@@ -90,7 +90,7 @@ void pack_request(packer& p, const generate_request& r) {
   if (r.deadline != engine_clock::time_point::max())
     deadline_ms = std::max<int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(r.deadline - engine_clock::now()).count());
-  p.pack_array(23);
+  p.pack_array(24);
   p.pack(r.prompt_token_ids);
   p.pack(s.temperature), p.pack(s.top_p), p.pack(s.top_k), p.pack(s.min_p), p.pack(s.repetition_penalty);
   p.pack(s.presence_penalty), p.pack(s.frequency_penalty), p.pack(s.seed), p.pack(s.logprobs);
@@ -98,6 +98,7 @@ void pack_request(packer& p, const generate_request& r) {
   p.pack(r.include_stop_str_in_output), p.pack(r.ignore_eos), p.pack(r.skip_special_tokens), p.pack(r.detokenize);
   p.pack(r.n), p.pack(r.priority), p.pack(deadline_ms);
   p.pack(int32_t(0)); // reserved
+  p.pack(r.resume_output_token_ids);
 }
 
 generate_request read_request(reader r) {
@@ -115,6 +116,7 @@ generate_request read_request(reader r) {
   q.n = r.next<int32_t>(), q.priority = r.next<int32_t>();
   const auto deadline_ms = r.next<int64_t>();
   (void)r.next<int32_t>();
+  q.resume_output_token_ids = r.next<std::vector<int32_t>>();
   r.expect_end();
   if (deadline_ms >= 0)
     q.deadline = engine_clock::now() + std::chrono::milliseconds(deadline_ms);
@@ -241,8 +243,8 @@ std::string encode(const output_msg& m) {
 std::string encode(const migrate_msg& m) {
   msgpack::sbuffer b;
   packer p(b);
-  header(p, k_migrate, 3);
-  p.pack(m.origin_id), p.pack(m.attempt), p.pack(m.kv_transfer_id);
+  header(p, k_migrate, 4);
+  p.pack(m.origin_id), p.pack(m.attempt), p.pack(m.kv_transfer_id), p.pack(m.to);
   return finish(b);
 }
 std::string encode(const cancel_msg& m) {
@@ -298,6 +300,7 @@ void decode(const std::string& bytes, output_msg& m) {
 void decode(const std::string& bytes, migrate_msg& m) {
   parse(bytes, k_migrate, [&](reader& r) {
     m.origin_id = r.next<uint64_t>(), m.attempt = r.next<uint32_t>(), m.kv_transfer_id = r.next<uint64_t>();
+    m.to = r.next<std::string>();
   });
 }
 void decode(const std::string& bytes, cancel_msg& m) {

@@ -16,7 +16,9 @@
 namespace actorserve::cluster {
 
 /// Bump on any incompatible change of these structs or of the message flow.
-constexpr uint32_t protocol_version = 2; // 2: KV shipping (forward and migrate name a KV transfer)
+// 2: KV shipping (forward and migrate name a KV transfer), resumed output tokens in forward,
+//    an admin migration's target in migrate.
+constexpr uint32_t protocol_version = 2;
 
 struct wire_error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -69,11 +71,13 @@ struct output_msg {
   request_output output;
 };
 
-/// The executing node asks the accepting node to move a request elsewhere (it is draining).
+/// The executing node asks the accepting node to move a request elsewhere (it is draining, or
+/// an admin call moves everything off it).
 struct migrate_msg {
   uint64_t origin_id = 0;
   uint32_t attempt = 0;
   uint64_t kv_transfer_id = 0; // the sender exported the sequence's K/V under this id (0: none)
+  std::string to;              // an admin migration's target node (empty: the origin's router picks)
 };
 
 struct cancel_msg {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <netinet/in.h>
 #include <spawn.h>
 #include <sstream>
@@ -168,13 +169,23 @@ struct stream_result {
   std::string finish_reason;
   std::string error;      // an error event's message
   int chunks = 0;
+  std::map<int, std::string> choice_text; // per choice index (n > 1)
+  std::map<int, std::string> choice_finish;
   steady::time_point first_chunk{};
   double max_gap_s = 0;   // longest pause between two chunks
 };
 
-/// A streaming greedy completion; `on_chunk` is called with the number of chunks so far.
+/// What a stream sends besides the defaults (greedy, ignore_eos), and its API key.
+struct stream_options {
+  nlohmann::json extra = nlohmann::json::object(); // merged into the body (seed, temperature, n ...)
+  std::string api_key;
+};
+
+/// A streaming completion (greedy unless `opt` says otherwise); `on_chunk` is called with the
+/// number of chunks so far.
 inline stream_result stream_completion(int port, const std::string& prompt, int max_tokens,
-                                       const std::function<void(int)>& on_chunk = nullptr) {
+                                       const std::function<void(int)>& on_chunk = nullptr,
+                                       const stream_options& opt = {}) {
   stream_result out;
   httplib::Client c("127.0.0.1", port);
   // httplib listens with a backlog of 5: a burst of connections waits for SYN retransmits.
@@ -182,6 +193,7 @@ inline stream_result stream_completion(int port, const std::string& prompt, int 
   c.set_read_timeout(60, 0);
   nlohmann::json body = {{"model", "demo"},      {"prompt", prompt}, {"max_tokens", max_tokens},
                          {"temperature", 0},     {"stream", true},   {"ignore_eos", true}};
+  body.update(opt.extra);
   std::string buffer;
   bool done = false;
   steady::time_point last{};
@@ -190,6 +202,8 @@ inline stream_result stream_completion(int port, const std::string& prompt, int 
   req.path = "/v1/completions";
   req.body = body.dump();
   req.set_header("Content-Type", "application/json");
+  if (!opt.api_key.empty())
+    req.set_header("Authorization", "Bearer " + opt.api_key);
   req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
     buffer.append(data, len);
     size_t at;
@@ -219,8 +233,11 @@ inline stream_result stream_completion(int port, const std::string& prompt, int 
       }
       for (const auto& ch : j.value("choices", nlohmann::json::array())) {
         out.text += ch.value("text", "");
-        if (ch.contains("finish_reason") && ch["finish_reason"].is_string())
+        out.choice_text[ch.value("index", 0)] += ch.value("text", "");
+        if (ch.contains("finish_reason") && ch["finish_reason"].is_string()) {
           out.finish_reason = ch["finish_reason"];
+          out.choice_finish[ch.value("index", 0)] = ch["finish_reason"];
+        }
       }
       if (on_chunk)
         on_chunk(out.chunks);
@@ -232,6 +249,20 @@ inline stream_result stream_completion(int port, const std::string& prompt, int 
     out.status = r->status;
   out.ok = r && r->status == 200 && done && out.error.empty();
   return out;
+}
+
+/// An admin call (gateway/admin_routes.hpp): status and parsed body (null when none).
+inline std::pair<int, nlohmann::json> admin_call(int port, const std::string& method, const std::string& path,
+                                                 const nlohmann::json& body, const std::string& api_key) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(10, 0);
+  httplib::Headers h;
+  if (!api_key.empty())
+    h.emplace("Authorization", "Bearer " + api_key);
+  auto r = method == "GET" ? c.Get(path.c_str(), h) : c.Post(path.c_str(), h, body.dump(), "application/json");
+  if (!r)
+    return {0, nullptr};
+  return {r->status, nlohmann::json::parse(r->body, nullptr, false)};
 }
 
 } // namespace actorserve::testing::cluster
