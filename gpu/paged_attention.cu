@@ -373,12 +373,15 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
 /// Merges the key splits of one (item, KV head). One warp per row turns the splits' maxima into
 /// weights exp2(m_s - max) and the softmax denominator (lanes over splits), then every output
 /// element is one weighted sum over the splits with a nonzero weight (empty splits, which a
-/// short context leaves behind, cost a shared-memory read).
+/// short context leaves behind, are dropped from the list first).
 template <typename T, int D, int ROWS>
 __global__ void __launch_bounds__(kThreads) combine_splits_kernel(paged_attention_args a) {
   static_assert(kMaxSplits <= 64, "two splits per lane");
+  static_assert(D % 4 == 0 && ROWS % 4 == 0, "float4 partials");
   __shared__ float weight_s[ROWS][kMaxSplits];
   __shared__ float inv_den_s[ROWS];
+  __shared__ int active_s[kMaxSplits];
+  __shared__ int num_active_s;
   const attention_work_item item = a.items[blockIdx.x];
   if (item.q_len <= 0)
     return;
@@ -410,19 +413,58 @@ __global__ void __launch_bounds__(kThreads) combine_splits_kernel(paged_attentio
       inv_den_s[r] = den > 0.0f ? 1.0f / den : 0.0f;
   }
   __syncthreads();
-  T* out = static_cast<T*>(a.out);
-  for (int e = threadIdx.x; e < valid_rows * D; e += kThreads) {
-    const int row = e / D, d = e % D;
-    const float* src = base + row * D + d;
-    float num = 0.0f;
-#pragma unroll 4
-    for (int s = 0; s < splits; ++s) {
-      const float w = weight_s[row][s];
-      if (w != 0.0f)
-        num += w * src[s * part_floats];
+  // Splits with a nonzero weight in some row, compacted (a short context leaves most empty).
+  if (warp == 0) {
+    bool used[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int s = lane + 32 * i;
+      used[i] = false;
+      for (int r = 0; r < valid_rows && s < splits; ++r)
+        used[i] = used[i] || weight_s[r][s] != 0.0f;
     }
+    const unsigned mask0 = __ballot_sync(0xffffffffu, used[0]), mask1 = __ballot_sync(0xffffffffu, used[1]);
+    const unsigned below = (1u << lane) - 1u;
+    if (used[0])
+      active_s[__popc(mask0 & below)] = lane;
+    if (used[1])
+      active_s[__popc(mask0) + __popc(mask1 & below)] = lane + 32;
+    if (lane == 0)
+      num_active_s = __popc(mask0) + __popc(mask1);
+  }
+  __syncthreads();
+  // Each thread sums four consecutive dims of one row over the active splits, eight splits'
+  // float4 loads in flight at a time (the partials were just written by other blocks: L2).
+  const int num_active = num_active_s;
+  T* out = static_cast<T*>(a.out);
+  for (int e = threadIdx.x; e < valid_rows * (D / 4); e += kThreads) {
+    const int row = e / (D / 4), d = 4 * (e % (D / 4));
+    const float* src = base + row * D + d;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int i = 0; i < num_active; i += 8) {
+      float4 v[8];
+      float w[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const int s = i + u < num_active ? active_s[i + u] : -1;
+        w[u] = s >= 0 ? weight_s[row][s] : 0.0f;
+        v[u] = s >= 0 ? __ldcg(reinterpret_cast<const float4*>(src + s * part_floats)) : make_float4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        acc.x += w[u] * v[u].x;
+        acc.y += w[u] * v[u].y;
+        acc.z += w[u] * v[u].z;
+        acc.w += w[u] * v[u].w;
+      }
+    }
+    const float inv = inv_den_s[row];
     const int token = row / group, head = kv_head * group + row % group;
-    out[int64_t(item.q_row + token) * a.out_stride + int64_t(head) * D + d] = from_float<T>(num * inv_den_s[row]);
+    T* dst = out + int64_t(item.q_row + token) * a.out_stride + int64_t(head) * D + d;
+    dst[0] = from_float<T>(acc.x * inv);
+    dst[1] = from_float<T>(acc.y * inv);
+    dst[2] = from_float<T>(acc.z * inv);
+    dst[3] = from_float<T>(acc.w * inv);
   }
 }
 

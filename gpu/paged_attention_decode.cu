@@ -108,11 +108,16 @@ __global__ void __launch_bounds__(kThreads, 3) decode_mma_kernel(paged_attention
     o[w][0] = o[w][1] = o[w][2] = o[w][3] = 0.0f;
   float m_run = -INFINITY, l_run = 0.0f; // row g, log2 units
 
+  // Block-table entry of the warp's next group, looked up one group ahead so that the K/V
+  // loads of a group wait for one memory round trip, not two.
+  auto table_entry = [&](int grp) -> int32_t {
+    return aligned_blocks && grp < grp_end ? __ldg(table + grp * kGroupKeys / bs) : 0;
+  };
+  int32_t next_entry = table_entry(grp_begin + warp);
   for (int grp = grp_begin + warp; grp < grp_end; grp += kWarps) {
     const int key0 = grp * kGroupKeys;
-    int64_t group_slot = 0;
-    if (aligned_blocks)
-      group_slot = int64_t(table[key0 / bs]) * bs + key0 % bs;
+    const int64_t group_slot = int64_t(next_entry) * bs + key0 % bs; // used when aligned_blocks
+    next_entry = table_entry(grp + kWarps);
     auto slot_of = [&](int k) -> int64_t {
       const int key = key0 + k;
       return aligned_blocks ? group_slot + k : int64_t(table[key / bs]) * bs + key % bs;
