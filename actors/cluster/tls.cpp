@@ -10,6 +10,10 @@
 
 namespace actorserve::cluster {
 
+#ifdef ACTORSERVE_HAS_CAF_OPENSSL
+bool tls_error_queue_fix_linked(); // tls_error_queue.cpp
+#endif
+
 bool tls_available() {
 #ifdef ACTORSERVE_HAS_CAF_OPENSSL
   return true;
@@ -42,6 +46,8 @@ void configure_tls(caf::actor_system_config& cfg, const cluster_tls& tls) {
   cfg.openssl_certificate = tls.cert_file;
   cfg.openssl_key = tls.key_file;
   cfg.openssl_cafile = tls.ca_file;
+  if (!tls_error_queue_fix_linked())
+    throw std::logic_error("cluster TLS: the OpenSSL error-queue fix is missing");
   cfg.load<caf::openssl::manager>();
 #else
   validate_tls(tls); // throws
