@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const sourceDir = path.resolve(here, "../..");
 export const manifestsDir = path.join(sourceDir, "manifests");
-export const overlays = ["gpu", "tensor-parallel", "cpu-demo", "gpu-keda"];
+export const overlays = ["gpu", "tensor-parallel", "cpu-demo", "gpu-keda", "gpu-tls"];
 
 const require = createRequire(import.meta.url);
 function need(pkg) {
