@@ -39,7 +39,7 @@ struct paged_attention_args {
   int32_t head_dim = 0;
   int32_t block_size = 0;
   float scale = 0.0f; // softmax scale, usually 1/sqrt(head_dim)
-  int32_t num_splits = 1;          // > 1: each item's keys split over this many blocks
+  int32_t num_splits = 1;          // > 1: each item's keys split over this many blocks (at most 64)
   float* split_scratch = nullptr;  // attention_split_scratch_floats(...) floats
 };
 
