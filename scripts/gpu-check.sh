@@ -75,6 +75,9 @@ if has build; then
     -DCMAKE_PREFIX_PATH="$ROOT/.deps/usr" || true
   run build_bench 600 cmake --build "$BUILD" -j16 --target actorserve_gpu_bench || true
   run build_tests 600 cmake --build "$BUILD" -j16 --target test_gpu || true
+  if has engine || has serve || has model; then
+    run build_actorserve 600 cmake --build "$BUILD" -j16 --target actorserve || true
+  fi
 fi
 
 if has test && [ -x "$TEST_BIN" ]; then
