@@ -7,6 +7,7 @@
 #include <caf/io/all.hpp>
 
 #include <deque>
+#include <future>
 #include <thread>
 
 namespace actorserve {
@@ -187,6 +188,24 @@ void engine::cancel(uint64_t request_id) {
 }
 
 engine_stats engine::stats() const { return impl_->handles.shared->snapshot(); }
+
+std::optional<engine_stats> engine::ping(std::chrono::milliseconds timeout) const {
+  if (impl_->stopped.load())
+    return std::nullopt;
+  // A short-lived actor asks and the caller waits on a future for at most `timeout`: if the
+  // actors get no thread to run on, the future is simply not ready in time (the actor answers
+  // into it later, or never).
+  auto answer = std::make_shared<std::promise<std::optional<engine_stats>>>();
+  auto ready = answer->get_future();
+  impl_->system->spawn([scheduler = impl_->handles.scheduler, timeout, answer](caf::event_based_actor* self) {
+    self->request(scheduler, caf::duration{timeout}, stats_atom_v)
+        .then([=](engine_stats& s) { answer->set_value(std::move(s)); },
+              [=](caf::error&) { answer->set_value(std::nullopt); });
+  });
+  if (ready.wait_for(timeout) != std::future_status::ready)
+    return std::nullopt;
+  return ready.get();
+}
 
 void engine::export_kv(uint64_t request_id, std::function<void(kv_snapshot&&)> done) {
   if (impl_->stopped.load()) {

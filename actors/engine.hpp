@@ -261,6 +261,11 @@ public:
   void cancel(uint64_t request_id);
   /// The latest snapshot; never blocks on the actors.
   engine_stats stats() const;
+  /// Health check: asks the scheduler actor for its stats (a round trip through the engine's
+  /// actors, unlike stats()) and waits at most `timeout`. nullopt when it does not answer in
+  /// time or is gone (a wedged or stopped engine). Blocks the calling thread: for /health, not
+  /// for the request path. The executor is not asked (it may be busy in a long step).
+  std::optional<engine_stats> ping(std::chrono::milliseconds timeout) const;
   /// Exports the K/V of a running request's sequence (n == 1) for migration; `done` is called
   /// once, from an actor thread, with the snapshot or its `error` (not running, n > 1, backend
   /// without KV export, timeout). The request keeps running.

@@ -108,6 +108,7 @@ struct http_server::impl {
   std::function<submit_result(generate_request, output_sink)> route_submit; // route_through
   std::function<void(uint64_t)> route_cancel;
   std::function<std::string()> metrics_source;
+  http_server::health_probe probe_health; // set_health_probe; null: engine::ping
   int32_t max_model_len = 0;
   int64_t started_unix = unix_now();
 
@@ -340,7 +341,18 @@ void http_server::impl::install_routes() {
   });
   server.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     engine* e = eng.load();
-    res.set_content(json{{"status", e ? "ok" : "loading"}}.dump(), "application/json");
+    if (!e) // loading: the process is alive
+      return res.set_content(json{{"status", "loading"}}.dump(), "application/json");
+    const auto timeout = options.health_timeout;
+    std::string problem;
+    if (probe_health)
+      problem = probe_health(timeout);
+    else if (!e->ping(timeout))
+      problem = "the engine did not answer a ping within " + std::to_string(timeout.count()) + " ms (stopped or stuck)";
+    res.status = problem.empty() ? 200 : 503;
+    res.set_content(problem.empty() ? json{{"status", "ok"}}.dump()
+                                    : json{{"status", "unhealthy"}, {"reason", problem}}.dump(),
+                    "application/json");
   });
   server.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
     const char* state = self.draining() ? "draining" : eng.load() ? "ready" : "loading";
@@ -404,6 +416,8 @@ void http_server::route_through(std::function<submit_result(generate_request, ou
   impl_->route_submit = std::move(submit);
   impl_->route_cancel = std::move(cancel);
 }
+
+void http_server::set_health_probe(health_probe probe) { impl_->probe_health = std::move(probe); }
 
 void http_server::add_json_route(const std::string& method, const std::string& path, json_handler handler) {
   auto route = [handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {

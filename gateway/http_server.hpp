@@ -2,6 +2,9 @@
 // The OpenAI-compatible HTTP server on cpp-httplib:
 //   POST /v1/completions, POST /v1/chat/completions (streaming and not), GET /v1/models,
 //   GET /health, GET /ready, GET /metrics, GET /version.
+// /health answers 200 while the model loads (the process is alive) and, once the engine is
+// attached, only if the engine's actors answer a ping within health_timeout; else 503 with the
+// reason (vLLM's /health fails the same way when its engine is dead).
 // Each connection runs on a thread of `connection_pool`; a generation request submits to the
 // engine (never blocking) and its thread then waits only for that request's own events,
 // delivered by the engine's sink into a `request_channel`, writing them as they come through
@@ -43,6 +46,7 @@ struct server_options {
   int32_t max_logprobs = 20;                // largest logprobs / top_logprobs accepted
   std::optional<tool_parser_kind> tool_parser; // --tool-call-parser
   bool enable_auto_tool_choice = false;        // --enable-auto-tool-choice
+  std::chrono::milliseconds health_timeout{2000}; // /health: how long the engine may take to answer a ping
   bool access_log = true;
 };
 
@@ -63,6 +67,10 @@ public:
   /// attached engine: the cluster router (actors/cluster/node.hpp). Call before serving requests.
   void route_through(std::function<submit_result(generate_request, output_sink)> submit,
                      std::function<void(uint64_t)> cancel);
+  /// How /health checks the engine once attached: returns why it is unhealthy, or "" when it
+  /// answered within the timeout. Default: engine::ping. Tests inject a stuck probe here.
+  using health_probe = std::function<std::string(std::chrono::milliseconds timeout)>;
+  void set_health_probe(health_probe probe);
   /// An extra route answering JSON (the cluster's admin calls, gateway/admin_routes.hpp):
   /// `handler(Authorization header, body)` returns the status and body; it checks auth itself.
   /// Call before serve().

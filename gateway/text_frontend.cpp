@@ -1,6 +1,7 @@
 #include "gateway/text_frontend.hpp"
 
 #include "actors/engine.hpp"
+#include "actors/tokenizer_detokenizer.hpp"
 #include "model/chat_template/chat_template.hpp"
 #include "model/config.hpp"
 #include "model/error.hpp"
@@ -20,17 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::ordered_json;
-
-class tokenizer_detokenizer : public detokenizer {
-public:
-  explicit tokenizer_detokenizer(tokenizer tok) : tok_(std::move(tok)) {}
-  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override {
-    return tok_.decode(ids, skip_special_tokens);
-  }
-
-private:
-  tokenizer tok_;
-};
 
 std::optional<nlohmann::json> read_json(const fs::path& path) {
   std::ifstream in(path);
@@ -81,7 +71,10 @@ public:
   model_text_frontend(const fs::path& dir, bool use_generation_config)
       : tok_(tokenizer::from_dir(dir)), vocab_size_(load_model_config(dir).vocab_size),
         defaults_(use_generation_config ? generation_defaults(dir) : sampling_params{}),
-        detok_(std::make_shared<tokenizer_detokenizer>(tok_)) {
+        // The tokenizer's incremental detokenizer: exact streamed text for byte-fallback runs and
+        // for decoders that edit the start of the text (Metaspace), where decoding a window of
+        // recent ids would not be.
+        detok_(make_detokenizer(tok_)) {
     try {
       chat_config_ = chat_template::load_chat_template_config(dir);
     } catch (const model_error& e) {

@@ -6,27 +6,16 @@
 #include "gateway/openai_request.hpp"
 #include "gateway/text_frontend.hpp"
 #include "tests/chat_template/reference_support.hpp"
+#include "tests/gateway/model_folder.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace actorserve::testing::chat;
 namespace fs = std::filesystem;
 namespace gw = actorserve::gateway;
+using actorserve::gateway::test::model_folder;
 
 namespace {
-
-// A model folder the text frontend accepts: a real tokenizer plus the demo model's config.json.
-fs::path model_folder(const std::string& tokenizer, const fs::path& root) {
-  const fs::path source = actorserve::testing::cache_dir() / "tokenizers" / tokenizer;
-  INFO("run scripts/fetch-test-assets.sh to fetch " << source);
-  REQUIRE(fs::exists(source / "tokenizer_config.json"));
-  const fs::path dir = root / tokenizer;
-  fs::create_directories(dir);
-  fs::create_symlink(source / "tokenizer.json", dir / "tokenizer.json");
-  fs::create_symlink(source / "tokenizer_config.json", dir / "tokenizer_config.json");
-  fs::copy_file(actorserve::testing::source_dir() / "models" / "demo" / "config.json", dir / "config.json");
-  return dir;
-}
 
 // The conversation as an OpenAI client sends it: tool call arguments as JSON strings.
 ojson openai_body(const ojson& conversation, bool add_generation_prompt) {
