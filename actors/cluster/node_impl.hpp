@@ -66,6 +66,16 @@ struct origin_req {
         return &p;
     return nullptr;
   }
+  /// An abort delta for every choice not finished yet (the request ends with an error).
+  void abort_unfinished(std::vector<choice_delta>& out) const {
+    for (int32_t c = 0; c < int32_t(choice_done.size()); ++c)
+      if (!choice_done[size_t(c)]) {
+        choice_delta d;
+        d.index = c;
+        d.finish = finish_reason::abort;
+        out.push_back(std::move(d));
+      }
+  }
   int32_t completion_tokens() const {
     int32_t n = 0;
     for (const auto& r : received)

@@ -40,13 +40,7 @@ void cluster_node::impl::fail(uint64_t id, origin_req& o, engine_errc err, const
   out.error = err;
   out.error_message = why;
   out.usage = {int32_t(o.original.prompt_token_ids.size()), o.completion_tokens()};
-  for (int32_t c = 0; c < int32_t(o.choice_done.size()); ++c)
-    if (!o.choice_done[size_t(c)]) {
-      choice_delta d;
-      d.index = c;
-      d.finish = finish_reason::abort;
-      out.choices.push_back(d);
-    }
+  o.abort_unfinished(out.choices);
   auto sink = std::move(o.sink);
   origins.erase(id);
   if (sink)
@@ -214,13 +208,7 @@ void cluster_node::impl::on_output(uint64_t id, uint32_t attempt, request_output
         cancel_part(id, other);
       }
       o.parts.clear();
-      for (int32_t c = 0; c < int32_t(o.choice_done.size()); ++c)
-        if (!o.choice_done[size_t(c)]) {
-          choice_delta d;
-          d.index = c;
-          d.finish = finish_reason::abort;
-          out.choices.push_back(d);
-        }
+      o.abort_unfinished(out.choices);
     }
     out.finished = o.parts.empty(); // the other choices' placements go on
   }

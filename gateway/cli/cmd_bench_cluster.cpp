@@ -72,6 +72,16 @@ struct stats {
   double mean = 0, p50 = 0, p99 = 0;
 };
 
+stats summarize(std::vector<double> v);
+
+// Median gap between the first `count` tokens of a stream (its normal pace), ms.
+double median_gap(const std::vector<clock_type::time_point>& times, size_t count) {
+  std::vector<double> g;
+  for (size_t i = 1; i < count && i < times.size(); ++i)
+    g.push_back(std::chrono::duration<double, std::milli>(times[i] - times[i - 1]).count());
+  return summarize(g).p50;
+}
+
 stats summarize(std::vector<double> v) {
   stats s;
   if (v.empty())
@@ -195,10 +205,7 @@ void bench_failover(const bench_cluster_options& o) {
     {
       std::lock_guard lock(w.mu);
       seen = w.token_times.size();
-      std::vector<double> g;
-      for (size_t i = 1; i < seen; ++i)
-        g.push_back(std::chrono::duration<double, std::milli>(w.token_times[i] - w.token_times[i - 1]).count());
-      gaps.push_back(summarize(g).p50);
+      gaps.push_back(median_gap(w.token_times, seen));
     }
     if (!w.wait([&] { return w.finished; }))
       throw std::runtime_error("the stream did not finish after the failover");
@@ -248,10 +255,7 @@ void bench_migrate(const bench_cluster_options& o) {
       {
         std::lock_guard lock(w.mu);
         seen = w.token_times.size();
-        std::vector<double> g;
-        for (size_t i = 1; i < seen; ++i)
-          g.push_back(std::chrono::duration<double, std::milli>(w.token_times[i] - w.token_times[i - 1]).count());
-        gaps.push_back(summarize(g).p50);
+        gaps.push_back(median_gap(w.token_times, seen));
       }
       const auto t0 = clock_type::now();
       const cluster::migrate_result m = n.node_a->migrate(s.request_id, "bench-b");

@@ -20,6 +20,7 @@ TEST_CASE("forward and output documents round-trip, -inf and NaN included", "[cl
   f.request.max_tokens = 17;
   f.request.stop = {"\n\n"};
   f.request.deadline = engine_clock::now() + std::chrono::seconds(10);
+  f.request.resume_output_token_ids = {9, 8, 7, 6};
   forward_msg g;
   decode(encode(f), g);
   CHECK(g.origin_id == 42);
@@ -30,6 +31,7 @@ TEST_CASE("forward and output documents round-trip, -inf and NaN included", "[cl
   CHECK(g.request.has_seed);
   CHECK(g.request.max_tokens == 17);
   CHECK(g.request.stop == f.request.stop);
+  CHECK(g.request.resume_output_token_ids == f.request.resume_output_token_ids);
   CHECK(g.request.deadline > engine_clock::now() + std::chrono::seconds(8));
   CHECK(g.request.deadline < engine_clock::now() + std::chrono::seconds(11));
 
@@ -104,4 +106,17 @@ TEST_CASE("hello carries its version; other documents must match this node's", "
   CHECK(peek_version(encode(h)) == protocol_version + 1);
   hello_msg nameless;
   CHECK_THROWS_AS(decode(encode(nameless), g), wire_error);
+}
+
+TEST_CASE("migrate carries its target node", "[cluster][wire]") {
+  migrate_msg m{5, 2, 0};
+  m.to = "node-c";
+  migrate_msg back;
+  decode(encode(m), back);
+  CHECK(back.origin_id == 5);
+  CHECK(back.attempt == 2);
+  CHECK(back.to == "node-c");
+  std::string cut = encode(m);
+  cut.pop_back();
+  CHECK_THROWS_AS(decode(cut, back), wire_error);
 }

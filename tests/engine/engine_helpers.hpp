@@ -72,6 +72,24 @@ inline std::map<uint64_t, collected> run_all(engine& e, const std::vector<genera
   return out;
 }
 
+// Token id -> "<id>" text, for stop-string tests through the engine.
+class id_detokenizer : public detokenizer {
+public:
+  std::string decode(std::span<const int32_t> ids, bool) const override {
+    std::string s;
+    for (int32_t id : ids)
+      s += "<" + std::to_string(id) + ">";
+    return s;
+  }
+};
+
+inline engine_config small_config() {
+  engine_config c;
+  c.max_num_seqs = 16;
+  c.max_num_batched_tokens = 32;
+  return c;
+}
+
 inline fake_backend_options fake_options(int32_t num_blocks = 256) {
   fake_backend_options o;
   o.num_blocks = num_blocks;

@@ -18,24 +18,6 @@ std::vector<generate_request> mixed_workload(int count) {
   return out;
 }
 
-// Token id -> "<id>" text, for stop-string tests through the engine.
-class id_detokenizer : public detokenizer {
-public:
-  std::string decode(std::span<const int32_t> ids, bool) const override {
-    std::string s;
-    for (int32_t id : ids)
-      s += "<" + std::to_string(id) + ">";
-    return s;
-  }
-};
-
-engine_config small_config() {
-  engine_config c;
-  c.max_num_seqs = 16;
-  c.max_num_batched_tokens = 32;
-  return c;
-}
-
 } // namespace
 
 TEST_CASE("concurrent requests get the tokens each gets alone", "[engine]") {

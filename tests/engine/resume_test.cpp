@@ -10,29 +10,11 @@ using namespace actorserve::testing;
 
 namespace {
 
-// Token id -> "<id>" text.
-class id_detokenizer : public detokenizer {
-public:
-  std::string decode(std::span<const int32_t> ids, bool) const override {
-    std::string s;
-    for (int32_t id : ids)
-      s += "<" + std::to_string(id) + ">";
-    return s;
-  }
-};
-
 std::string text_of(const std::vector<int32_t>& ids, size_t count) {
   std::string s;
   for (size_t i = 0; i < count; ++i)
     s += "<" + std::to_string(ids[i]) + ">";
   return s;
-}
-
-engine_config small_config() {
-  engine_config c;
-  c.max_num_seqs = 16;
-  c.max_num_batched_tokens = 32;
-  return c;
 }
 
 generate_request resumed(const generate_request& r, uint64_t id, const std::vector<int32_t>& full, size_t k) {
