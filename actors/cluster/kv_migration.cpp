@@ -32,6 +32,10 @@ std::string kv_export_store::serve(const std::string& fetch_doc) {
   if (it == entries_.end())
     return encode(kv_refusal{"unknown or expired KV transfer " + std::to_string(m.transfer_id)});
   const kv_package& p = it->second.package;
+  if (m.index == kv_release_index) { // the importer gave up: nothing more will be fetched
+    entries_.erase(it);
+    return encode(kv_refusal{"released"});
+  }
   if (m.index < 0)
     return p.header_doc;
   if (uint64_t(m.index) >= p.chunk_docs.size())
@@ -70,9 +74,15 @@ struct fetch_state {
   kv_fetch_done done;
 };
 
+// Gives up: tells the source it may drop the export (its drain need not wait for it).
+void give_up(caf::event_based_actor* self, const std::shared_ptr<fetch_state>& st, const std::string& why) {
+  self->send(st->source, kv_fetch_atom_v, encode(kv_fetch_msg{st->transfer_id, kv_release_index}));
+  st->done(nullptr, why);
+}
+
 void fetch_next(caf::event_based_actor* self, std::shared_ptr<fetch_state> st) {
   if (std::chrono::steady_clock::now() > st->deadline)
-    return st->done(nullptr, "KV transfer took longer than its budget");
+    return give_up(self, st, "KV transfer took longer than its budget");
   const int64_t index = st->assembler ? int64_t(st->assembler->next_index()) : -1;
   self->request(st->source, st->per_request, kv_fetch_atom_v, encode(kv_fetch_msg{st->transfer_id, index}))
       .then(
@@ -88,7 +98,7 @@ void fetch_next(caf::event_based_actor* self, std::shared_ptr<fetch_state> st) {
               if (st->assembler->complete())
                 return st->done(st->assembler->finish(), "");
             } catch (const wire_error& e) {
-              return st->done(nullptr, e.what());
+              return give_up(self, st, e.what());
             }
             fetch_next(self, st);
           },

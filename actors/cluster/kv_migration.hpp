@@ -25,6 +25,13 @@
 CAF_BEGIN_TYPE_ID_BLOCK(actorserve_kv, caf::id_block::actorserve_cluster::end)
   // importing node -> source node: (atom, kv_fetch_msg document) -> header/chunk/refusal document
   CAF_ADD_ATOM(actorserve_kv, actorserve::cluster, kv_fetch_atom, "clkvfetch")
+  // origin -> executing node: (atom, migrate document) export this placement's K/V, then send
+  // the origin a migrate document naming the transfer (admin migration of one request)
+  CAF_ADD_ATOM(actorserve_kv, actorserve::cluster, kv_migrate_atom, "clkvmig")
+  // inside one node: an export finished (engine thread -> node actor)
+  CAF_ADD_ATOM(actorserve_kv, actorserve::cluster, kv_ready_atom, "clkvready")   // (origin, migrate document)
+  CAF_ADD_ATOM(actorserve_kv, actorserve::cluster, kv_resume_atom, "clkvres")    // (id, attempt, to, transfer id)
+  CAF_ADD_ATOM(actorserve_kv, actorserve::cluster, kv_local_atom, "clkvlocal")   // (id, attempt): fetch, then submit here
 CAF_END_TYPE_ID_BLOCK(actorserve_kv)
 
 namespace actorserve::cluster {

@@ -50,7 +50,9 @@ struct kv_chunk {
   std::string bytes;
 };
 
-/// Importing node -> exporting node: the header (index -1) or chunk `index` of a transfer.
+/// Importing node -> exporting node: the header (index -1) or chunk `index` of a transfer, or
+/// kv_release_index: the importer gave up, the exporter may drop it.
+constexpr int64_t kv_release_index = -2;
 struct kv_fetch_msg {
   uint64_t transfer_id = 0;
   int64_t index = -1;

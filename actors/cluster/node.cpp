@@ -62,7 +62,7 @@ caf::behavior cluster_node::impl::behave(caf::event_based_actor* self) {
       [=, this](tick_atom) { on_tick(self, connecting); },
       [=, this](hello_atom, const std::string& blob) -> std::string { return on_hello(self, blob); },
       [=, this](load_atom, const std::string& blob) { on_load(self, blob); },
-      [=, this](forward_atom, const std::string& blob) -> std::string { return on_forward(self, blob); },
+      [=, this](forward_atom, const std::string& blob) -> caf::result<std::string> { return on_forward(self, blob); },
       [=, this](relay_atom, const caf::actor& origin, const std::string& blob) { self->send(origin, output_atom_v, blob); },
       [=, this](output_atom, const std::string& blob) { on_output_msg(self, blob); },
       [=, this](place_atom, const std::string& peer, const std::string& blob, uint64_t id, uint32_t attempt) {
@@ -78,6 +78,19 @@ caf::behavior cluster_node::impl::behave(caf::event_based_actor* self) {
         std::lock_guard lock(mu);
         migrate_all_running(self, to);
       },
+      // migration by KV shipping (node_kv.cpp)
+      [=, this](kv_fetch_atom, const std::string& blob) -> std::string { return on_kv_fetch(self, blob); },
+      [=, this](kv_migrate_atom, const std::string& blob) { on_kv_migrate(self, blob); },
+      [=, this](kv_migrate_atom, const caf::actor& peer, const std::string& blob) {
+        self->send(peer, kv_migrate_atom_v, blob); // from the public side: sent by the node actor
+      },
+      [=, this](kv_ready_atom, const caf::actor& origin, const std::string& blob) {
+        self->send(origin, migrate_atom_v, blob);
+      },
+      [=, this](kv_resume_atom, uint64_t id, uint32_t attempt, const std::string& to, uint64_t transfer_id) {
+        on_kv_resume(id, attempt, to, transfer_id);
+      },
+      [=, this](kv_local_atom, uint64_t id, uint32_t attempt) { on_kv_local(self, id, attempt); },
   };
 }
 
@@ -112,6 +125,8 @@ std::unique_ptr<cluster_node> cluster_node::start(cluster_config config, engine&
   p->sys_cfg = std::make_unique<caf::actor_system_config>();
   configure_cluster_system(*p->sys_cfg);
   configure_tls(*p->sys_cfg, p->cfg.tls); // caf_openssl: peers must present a certificate of the CA
+  if (const char* corrupt = std::getenv("ACTORSERVE_TEST_CORRUPT_KV_CHUNK")) // fault injection (tests)
+    p->kv_exports.corrupt_chunk(std::atoi(corrupt));
   p->sys = std::make_unique<caf::actor_system>(*p->sys_cfg);
   impl* raw = p.get();
   p->node = p->sys->spawn([raw](caf::event_based_actor* self) { return raw->behave(self); });
@@ -199,9 +214,27 @@ migrate_result cluster_node::migrate(uint64_t request_id, const std::string& to)
       moving.push_back(part);
   if (moving.empty())
     return {409, "request " + std::to_string(request_id) + " already runs on " + to};
+  const bool kv = d.kv_enabled();
   for (const origin_part& part : moving) {
     if (!d.origins.count(request_id))
       break;
+    if (kv && part.executor == d.cfg.name) { // export first, then cancel and resume (node_kv.cpp)
+      d.export_and_migrate_locked(request_id, part, to);
+      continue;
+    }
+    auto peer = d.peers.find(part.executor);
+    if (kv && peer != d.peers.end() && peer->second.handle) {
+      // The executing peer exports, then answers with a migrate naming the transfer.
+      migrate_msg m{request_id, part.attempt};
+      m.to = to;
+      origin_req& o = d.origins.at(request_id);
+      if (!o.pause_pending) {
+        o.pause_pending = true;
+        o.loss_at = engine_clock::now();
+      }
+      caf::anon_send(d.node, kv_migrate_atom_v, peer->second.handle, encode(m));
+      continue;
+    }
     d.cancel_part(request_id, part);
     d.resume(request_id, part.attempt, part.executor, true, to);
   }
@@ -257,7 +290,8 @@ bool cluster_node::drain(std::chrono::milliseconds timeout) {
       for (const auto& [id, o] : d.origins)
         for (const origin_part& part : o.parts)
           local = local || part.executor == d.cfg.name;
-      if (d.execs.empty() && !local)
+      // Exports wait for their fetch (or expire), so the next node can still import them.
+      if (d.execs.empty() && !local && d.kv_exports.pending() == 0)
         return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -307,6 +341,12 @@ std::string cluster_node::metrics_text(const std::string& model_name) const {
        c.migrate_seconds_total);
   line("cluster_migrated_tokens_total", "counter", "Tokens recomputed by migrations and failovers.",
        double(c.migrated_tokens_total));
+  line("cluster_kv_exports_total", "counter", "Sequences whose KV blocks were exported here for a migration.",
+       double(c.kv_exports));
+  line("cluster_kv_imports_total", "counter", "Migrations resumed here from shipped KV blocks.", double(c.kv_imports));
+  line("cluster_kv_fallbacks_total", "counter",
+       "KV transfers refused, corrupt or failed here: resumed by recomputation instead.", double(c.kv_fallbacks));
+  line("cluster_kv_bytes_total", "counter", "KV payload bytes imported here.", double(c.kv_bytes));
   return out;
 }
 

@@ -65,6 +65,8 @@ void cluster_node::impl::on_migrate(caf::event_based_actor* self, const std::str
   if (!part || !p || part->executor != p->name)
     return;
   self->send(p->handle, cancel_atom_v, encode(cancel_msg{m.origin_id, m.attempt}));
+  if (m.kv_transfer_id != 0) // the sender exported the placement's K/V: the next node fetches it
+    it->second.kv_from = {p->name, m.kv_transfer_id};
   // An admin migration names its target; one that is gone or is the sender: the router picks.
   const std::string to = !m.to.empty() && m.to != p->name && live_target(m.to) ? m.to : std::string{};
   resume(m.origin_id, m.attempt, p->name, true, to);
@@ -90,11 +92,19 @@ void cluster_node::impl::on_drain(caf::event_based_actor* self) {
 }
 
 void cluster_node::impl::migrate_all_running(caf::event_based_actor* self, const std::string& to) {
-  // Requests run here for peers: their origins re-place them (we cancel when told).
+  const bool kv = kv_enabled();
+  // Requests run here for peers: their origins re-place them (we cancel when told). With KV
+  // shipping the migrate message follows the export and names the transfer.
   for (const auto& [engine_id, x] : execs) {
     migrate_msg m{x.origin_id, x.attempt};
     m.to = to;
-    self->send(x.origin, migrate_atom_v, encode(m));
+    if (kv)
+      export_for_migration(engine_id, [node = node, origin = x.origin, m](uint64_t transfer_id) mutable {
+        m.kv_transfer_id = transfer_id;
+        caf::anon_send(node, kv_ready_atom_v, origin, encode(m));
+      });
+    else
+      self->send(x.origin, migrate_atom_v, encode(m));
   }
   // Our own clients' requests running here.
   std::vector<std::pair<uint64_t, origin_part>> local;
@@ -104,6 +114,10 @@ void cluster_node::impl::migrate_all_running(caf::event_based_actor* self, const
         local.emplace_back(id, part);
   const std::string target = to == cfg.name ? std::string{} : to;
   for (const auto& [id, part] : local) {
+    if (kv) {
+      export_and_migrate_locked(id, part, target); // cancels and resumes once exported
+      continue;
+    }
     eng.cancel(part.local_id);
     resume(id, part.attempt, cfg.name, true, target);
   }

@@ -4,9 +4,11 @@
 //                       handler table;
 //   node_membership.cpp handshake, load reports/heartbeats, connecting, losing peers;
 //   node_routing.cpp    placing requests, forwarding them to peers, relaying their events back;
-//   node_failover.cpp   failover, migration and drain.
+//   node_failover.cpp   failover, migration and drain;
+//   node_kv.cpp         migration by KV shipping (export, fetch, import; recompute fallback).
 // Everything in `impl` below `mu` is guarded by it; the handlers run on the node actor.
 
+#include "actors/cluster/kv_migration.hpp"
 #include "actors/cluster/node.hpp"
 #include "actors/cluster/node_protocol.hpp"
 #include "actors/cluster/wire.hpp"
@@ -45,6 +47,7 @@ struct origin_part {
   uint32_t attempt = 0;         // unique within the request: events and cancels name it
   std::string executor;         // node name (this node's own name when local)
   uint64_t local_id = 0;        // engine id when local
+  bool kv = false;              // its forward carries a KV transfer (the peer fetches first)
 };
 
 struct origin_req {
@@ -59,6 +62,7 @@ struct origin_req {
   bool pause_pending = false;
   bool migration = false;
   size_t resumed_tokens = 0;
+  kv_source kv_from;            // the next placement fetches this KV transfer first (migration)
 
   origin_part* part(uint32_t attempt) {
     for (auto& p : parts)
@@ -114,6 +118,12 @@ struct cluster_node::impl {
   std::map<std::string, int32_t> connect_failures;         // consecutive failed connects per address
   router_policy router;
   cluster_counters counters;
+  kv_export_store kv_exports; // exports waiting to be fetched (thread-safe itself)
+  struct kv_local_placement {
+    generate_request req;
+    kv_source src;
+  };
+  std::map<std::pair<uint64_t, uint32_t>, kv_local_placement> kv_local_pending; // (id, attempt): fetching
 
   uint32_t my_version() const { return cfg.protocol_version ? cfg.protocol_version : protocol_version; }
   std::atomic<uint64_t> next_id{1};
@@ -149,6 +159,27 @@ struct cluster_node::impl {
   /// Admin migration of everything running here (own clients' requests and peers'), from the
   /// node actor (the migrate messages to origins must come from it).
   void migrate_all_running(caf::event_based_actor* self, const std::string& to);
+  // ---- KV shipping (node_kv.cpp) ----
+  bool kv_enabled() const;
+  /// The KV transfer the next placement of `o` uses (taken), or none (`mu` held).
+  kv_source take_kv_source(origin_req& o, const origin_part& part);
+  /// Exports local engine request `engine_id`'s K/V into kv_exports; `then` gets the transfer id
+  /// (0: none, recompute) on an engine thread and may only post to the node actor.
+  void export_for_migration(uint64_t engine_id, std::function<void(uint64_t transfer_id)> then);
+  /// Migrates a local placement after exporting its K/V (`mu` held; finishes in on_kv_resume).
+  void export_and_migrate_locked(uint64_t id, const origin_part& part, const std::string& to);
+  /// place() on this node with a KV transfer to fetch first (`mu` held).
+  bool place_local_with_kv(uint64_t id, origin_part part, generate_request req, kv_source src);
+  /// Fetches `src` from its node, then `then` with the snapshot or null (recompute); logs and counts.
+  void fetch_for(caf::event_based_actor* self, const kv_source& src, uint64_t id,
+                 std::function<void(std::shared_ptr<const kv_snapshot>)> then);
+  std::string on_kv_fetch(caf::event_based_actor* self, const std::string& blob);
+  caf::result<std::string> on_forward_kv(caf::event_based_actor* self, caf::actor origin, forward_msg m);
+  void on_kv_local(caf::event_based_actor* self, uint64_t id, uint32_t attempt);
+  void on_kv_resume(uint64_t id, uint32_t attempt, const std::string& to, uint64_t transfer_id);
+  void on_kv_migrate(caf::event_based_actor* self, const std::string& blob);
+  /// The forward path after decoding (node_routing.cpp), `mu` not held.
+  std::string submit_forwarded(caf::event_based_actor* self, const caf::actor& origin, forward_msg m);
   // ---- membership (node_membership.cpp), `mu` held ----
   void peer_lost(peer_state& p, const std::string& why);
   peer_state* peer_by_addr(const caf::actor_addr& a);
@@ -162,7 +193,7 @@ struct cluster_node::impl {
   void on_tick(caf::event_based_actor* self, const std::shared_ptr<std::set<std::string>>& connecting);
   std::string on_hello(caf::event_based_actor* self, const std::string& blob);
   void on_load(caf::event_based_actor* self, const std::string& blob);
-  std::string on_forward(caf::event_based_actor* self, const std::string& blob);
+  caf::result<std::string> on_forward(caf::event_based_actor* self, const std::string& blob);
   void on_output_msg(caf::event_based_actor* self, const std::string& blob);
   void on_place(caf::event_based_actor* self, const std::string& peer, const std::string& blob, uint64_t id,
                 uint32_t attempt);

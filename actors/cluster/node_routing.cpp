@@ -128,9 +128,14 @@ bool cluster_node::impl::place(uint64_t id, origin_part part, const std::vector<
   const uint32_t attempt = ++o.attempts;
   part.attempt = attempt;
   peer_state* target = order[decision->node];
+  kv_source kv = take_kv_source(o, part); // a migration shipping its KV blocks
   if (!target) {
     part.executor = cfg.name;
     ++counters.routed_local;
+    if (kv) {
+      note_prefixes(hashes);
+      return place_local_with_kv(id, std::move(part), std::move(req), std::move(kv));
+    }
     submit_result r = eng.submit(std::move(req), [this, id, attempt](request_output&& out) {
       on_output(id, attempt, std::move(out), nullptr);
     });
@@ -148,10 +153,14 @@ bool cluster_node::impl::place(uint64_t id, origin_part part, const std::vector<
     return true;
   }
   part.executor = target->name;
+  part.kv = bool(kv);
   o.parts.push_back(std::move(part));
   ++target->outstanding;
   ++counters.routed_remote;
-  caf::anon_send(node, place_atom_v, target->name, encode(forward_msg{id, attempt, std::move(req)}), id, attempt);
+  forward_msg f{id, attempt, std::move(req)};
+  f.kv_node = kv.node;
+  f.kv_transfer_id = kv.transfer_id;
+  caf::anon_send(node, place_atom_v, target->name, encode(f), id, attempt);
   return true;
 }
 
@@ -223,7 +232,7 @@ void cluster_node::impl::on_output(uint64_t id, uint32_t attempt, request_output
 
 // ---- node actor handlers ------------------------------------------------------------------
 
-std::string cluster_node::impl::on_forward(caf::event_based_actor* self, const std::string& blob) {
+caf::result<std::string> cluster_node::impl::on_forward(caf::event_based_actor* self, const std::string& blob) {
   auto origin = caf::actor_cast<caf::actor>(self->current_sender());
   forward_msg m;
   {
@@ -240,6 +249,13 @@ std::string cluster_node::impl::on_forward(caf::event_based_actor* self, const s
     if (draining.load())
       return encode(forward_reply_msg{engine_errc::shutting_down, "node is draining"});
   }
+  if (m.kv_transfer_id != 0) // a migration by KV shipping: fetch the blocks, then submit
+    return on_forward_kv(self, origin, std::move(m));
+  return submit_forwarded(self, origin, std::move(m));
+}
+
+std::string cluster_node::impl::submit_forwarded(caf::event_based_actor* self, const caf::actor& origin,
+                                                 forward_msg m) {
   const auto hashes = prefix_block_hashes(m.request.prompt_token_ids, cfg.block_size, cfg.affinity_blocks);
   auto relay = [node = caf::actor(self), origin, id = m.origin_id, attempt = m.attempt,
                 this](request_output&& out) {
@@ -282,11 +298,16 @@ void cluster_node::impl::on_output_msg(caf::event_based_actor* self, const std::
 void cluster_node::impl::on_place(caf::event_based_actor* self, const std::string& peer, const std::string& blob, uint64_t id,
                                   uint32_t attempt) {
   caf::actor target;
+  caf::duration timeout{cfg.forward_timeout};
   {
     std::lock_guard lock(mu);
     auto p = peers.find(peer);
     if (p != peers.end() && p->second.alive)
       target = p->second.handle;
+    auto it = origins.find(id);
+    origin_part* part = it == origins.end() ? nullptr : it->second.part(attempt);
+    if (part && part->kv) // the peer fetches the KV blocks before it answers
+      timeout = caf::duration{cfg.forward_timeout + cfg.kv_budget};
   }
   auto failed = [=, this](const std::string& why, engine_errc err) {
     std::lock_guard lock(mu);
@@ -308,7 +329,7 @@ void cluster_node::impl::on_place(caf::event_based_actor* self, const std::strin
   };
   if (!target)
     return failed("peer gone", engine_errc::executor_failed);
-  self->request(target, cfg.forward_timeout, forward_atom_v, blob)
+  self->request(target, timeout, forward_atom_v, blob)
       .then(
           [=, this](const std::string& reply) {
             forward_reply_msg r;
