@@ -19,9 +19,11 @@ export function makeTinyModel({ maxPosition = 512 } = {}) {
   return { dir, model };
 }
 
-/// Starts a server; resolves once /ready answers 200.
-export async function startServer(args = [], { maxPosition = 512, env = {} } = {}) {
+/// Starts a server; resolves once /ready answers 200. `prepareModel(modelDir)` may change the
+/// model folder before the server reads it (e.g. add a chat_template.jinja).
+export async function startServer(args = [], { maxPosition = 512, env = {}, prepareModel } = {}) {
   const { dir, model } = makeTinyModel({ maxPosition });
+  if (prepareModel) prepareModel(model);
   const portFile = path.join(dir, 'port');
   const proc = spawn(executable, ['serve', '--model', model, '--served-model-name', 'tiny', '--host', '127.0.0.1',
     '--port', '0', '--port-file', portFile, '--cpu-threads', '1', ...args],
@@ -51,6 +53,7 @@ export async function startServer(args = [], { maxPosition = 512, env = {} } = {
   return {
     baseURL,
     port,
+    model,
     proc,
     exited,
     log: () => log,
