@@ -15,6 +15,8 @@
 #               (engine actors + CUDA executor), next to actorserve_gpu_bench's plain loop
 #   tokenizers  issue 3's one-off checks: chat templates vs transformers.apply_chat_template, and
 #               encode MB/s of Hugging Face tokenizers next to ours on this CPU (scripts/gpu-tokenizer-check.sh)
+# Building here needs .deps from `bash ../shared/device/deps.sh libbrotli-dev libbrotli1` (httplib.h
+# includes brotli headers, which the GPU machine lacks); static libraries can be deleted from .deps.
 # Logs and JSON go to $OUT (default /tmp/gpu-check); a summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
