@@ -87,11 +87,12 @@ TEST_CASE("kill -9 mid-stream: seeded streams with penalties continue exactly", 
 }
 
 TEST_CASE("kill -9 mid-stream: n > 1 requests resume each choice from its own history", "[cluster][multiprocess][resume]") {
-  // A stop string ends choices at different points, so some have finished before the kill (they
-  // must not be repeated) while others resume.
-  const nlohmann::json extra = {{"n", 3}, {"temperature", 0.8}, {"frequency_penalty", 0.3}, {"stop", {"e "}}};
+  // A stop string ends some choices early (one after a token or two, others after 25-60 tokens;
+  // these seeds and prompts), so some have finished before the kill (they must not be repeated)
+  // while the others (about half run to max_tokens) are resumed.
+  const nlohmann::json extra = {{"n", 3}, {"temperature", 0.8}, {"frequency_penalty", 0.3}, {"stop", {"\n\n"}}};
   const auto reference = run_streams(4, 90, extra, false);
-  const auto resumed = run_streams(4, 90, extra, true, 3);
+  const auto resumed = run_streams(4, 90, extra, true, 6);
   check_equal(reference, resumed, 3);
   int stopped = 0, by_length = 0;
   for (const auto& s : reference.streams)
