@@ -145,7 +145,7 @@ trial run_trial(const bench_migrate_options& o, int32_t context, cluster::migrat
 }
 
 int run_bench_migrate(const bench_migrate_options& o) {
-  spdlog::set_level(spdlog::level::warn);
+  spdlog::set_level(spdlog::level::err); // nodes torn down after each trial log lost peers
   const model_config mc = load_model_config(o.model);
   std::printf("bench-migrate: %s (%lld layers, %lld KV heads x %lld), CPU backend, %d thread(s), 2 nodes on "
               "loopback, median of %d\n",
