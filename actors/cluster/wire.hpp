@@ -16,9 +16,9 @@
 namespace actorserve::cluster {
 
 /// Bump on any incompatible change of these structs or of the message flow.
-// 2: KV shipping (forward and migrate name a KV transfer), resumed output tokens in forward,
-//    an admin migration's target in migrate.
-constexpr uint32_t protocol_version = 2;
+// 2: KV shipping (forward and migrate name a KV transfer);
+// 3: resumed output tokens in forward (per-choice resume), an admin migration's target in migrate.
+constexpr uint32_t protocol_version = 3;
 
 struct wire_error : std::runtime_error {
   using std::runtime_error::runtime_error;
