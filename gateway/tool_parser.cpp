@@ -214,20 +214,24 @@ void tool_call_parser::run(tool_parse_step& out, bool at_end) {
   }
 }
 
-// Returns whether it consumed something (and should be called again).
+// Outside a call: releases the text before `marker` and enters the call (true), or releases
+// all but what may still become the marker (false).
+bool tool_call_parser::reach_marker(tool_parse_step& out, std::string_view marker, bool at_end) {
+  const size_t at = pending_.find(marker);
+  const size_t hold = at_end ? 0 : partial_marker_suffix(pending_, marker);
+  const size_t text_end = at != std::string::npos ? at : pending_.size() - hold;
+  emit_content(out, std::string_view(pending_).substr(0, text_end));
+  pending_.erase(0, text_end);
+  if (at == std::string::npos)
+    return false;
+  state_ = state::inside;
+  return true;
+}
+
+// Each run_* returns whether it consumed something (and should be called again).
 bool tool_call_parser::run_hermes(tool_parse_step& out, bool at_end) {
-  if (state_ != state::inside) {
-    const size_t open = pending_.find(hermes_open);
-    if (open == std::string::npos) {
-      const size_t hold = at_end ? 0 : partial_marker_suffix(pending_, hermes_open);
-      emit_content(out, std::string_view(pending_).substr(0, pending_.size() - hold));
-      pending_.erase(0, pending_.size() - hold);
-      return false;
-    }
-    emit_content(out, std::string_view(pending_).substr(0, open));
-    pending_.erase(0, open);
-    state_ = state::inside;
-  }
+  if (state_ != state::inside && !reach_marker(out, hermes_open, at_end))
+    return false;
   // pending_ starts with <tool_call>. vLLM also takes a last call whose closing tag never came.
   const size_t close = pending_.find(hermes_close, hermes_open.size());
   if (close == std::string::npos && !at_end)
@@ -295,18 +299,8 @@ bool tool_call_parser::run_llama3(tool_parse_step& out, bool at_end) {
 }
 
 bool tool_call_parser::run_mistral(tool_parse_step& out, bool at_end) {
-  if (state_ != state::inside) {
-    const size_t marker = pending_.find(mistral_marker);
-    if (marker == std::string::npos) {
-      const size_t hold = at_end ? 0 : partial_marker_suffix(pending_, mistral_marker);
-      emit_content(out, std::string_view(pending_).substr(0, pending_.size() - hold));
-      pending_.erase(0, pending_.size() - hold);
-      return false;
-    }
-    emit_content(out, std::string_view(pending_).substr(0, marker));
-    pending_.erase(0, marker);
-    state_ = state::inside;
-  }
+  if (state_ != state::inside && !reach_marker(out, mistral_marker, at_end))
+    return false;
   // pending_ starts with [TOOL_CALLS]: a JSON array of calls (or one call object) follows.
   const size_t at = skip_space(pending_, mistral_marker.size());
   if (at == pending_.size() && !at_end)

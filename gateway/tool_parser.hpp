@@ -62,6 +62,7 @@ public:
 private:
   enum class state { start, text, inside, after_calls, plain };
   void run(tool_parse_step& out, bool at_end);
+  bool reach_marker(tool_parse_step& out, std::string_view marker, bool at_end);
   bool run_hermes(tool_parse_step& out, bool at_end);
   bool run_llama3(tool_parse_step& out, bool at_end);
   bool run_mistral(tool_parse_step& out, bool at_end);

@@ -118,10 +118,7 @@ TEST_CASE("actorserve chat-template keeps the client's key order in tools and to
           "[chat_template][cli]") {
   // tool_key_order's tool definitions and call arguments are deliberately not in sorted order.
   use_utc();
-  ojson conversation;
-  for (const auto& c : read_json(fixtures() / "conversations.json"))
-    if (c["name"] == "tool_key_order")
-      conversation = c;
+  ojson conversation = conversation_named("tool_key_order");
   REQUIRE(conversation.is_object());
   ojson body = {{"messages", conversation["messages"]}, {"tools", conversation["tools"]}};
   for (const std::string name : {"qwen3", "llama3", "mistral_nemo"}) {

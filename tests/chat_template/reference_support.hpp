@@ -38,6 +38,14 @@ inline std::string read_file(const std::filesystem::path& p) {
 
 inline ojson read_json(const std::filesystem::path& p) { return ojson::parse(read_file(p)); }
 
+/// One conversation of conversations.json by name (null if there is none).
+inline ojson conversation_named(const std::string& name) {
+  for (const auto& c : read_json(fixtures() / "conversations.json"))
+    if (c["name"] == name)
+      return c;
+  return nullptr;
+}
+
 /// strftime_now uses local time, in Python as here: the reference tests pin the zone to UTC
 /// (the committed expectations were made in UTC; the spawned Python inherits it).
 inline void use_utc() {

@@ -43,10 +43,7 @@ gw::request_limits limits() {
 TEST_CASE("the gateway renders tools and tool calls in the client's key order, as jinja2 does",
           "[gateway][chat_template]") {
   use_utc();
-  ojson conversation;
-  for (const auto& c : read_json(fixtures() / "conversations.json"))
-    if (c["name"] == "tool_key_order")
-      conversation = c;
+  ojson conversation = conversation_named("tool_key_order");
   REQUIRE(conversation.is_object());
 
   actorserve::testing::temp_dir root;
