@@ -104,7 +104,7 @@ TEST_CASE("assembler: completions stream with n > 1 numbers choices and ends wit
   CHECK(a.summary_reason() == "length");
 }
 
-TEST_CASE("assembler: non-streaming body accumulates text, logprobs and echo; multi-prompt numbering",
+TEST_CASE("assembler: non-streaming body accumulates text, logprobs and echo, and numbers multi-prompt choices",
           "[gateway][assembler]") {
   auto o = options(api_kind::completion, false, 2, 2);
   o.logprobs = true;

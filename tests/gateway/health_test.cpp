@@ -70,7 +70,7 @@ struct running_server {
 
 } // namespace
 
-TEST_CASE("/health: 200 while loading and while the engine answers; 503 once it is stopped", "[gateway][health]") {
+TEST_CASE("/health: 200 while loading and while the engine answers and 503 once it is stopped", "[gateway][health]") {
   // The engine outlives the server, as in serve_app: an actor system is not destroyed while
   // threads that have called into it (the server's connection threads) are alive.
   no_text_frontend frontend;

@@ -72,7 +72,7 @@ TEST_CASE("prepare_completion: tokenizes text prompts, keeps token prompts, fill
   CHECK(q.echo_text == std::vector<std::string>{"hi"});
 }
 
-TEST_CASE("prepare_chat: template then tokenize; context checks", "[gateway][builder]") {
+TEST_CASE("prepare_chat: template then tokenize, context checks", "[gateway][builder]") {
   byte_frontend f;
   auto r = parse_chat_request(parse_json_body(R"({"messages":[{"role":"user","content":"hi"}]})"), limits());
   auto p = prepare_chat(r, f, 64, arrival);

@@ -117,7 +117,7 @@ TEST_CASE("hermes: streaming holds back only what may be a marker or a call", "[
   CHECK(p.num_calls() == 1);
 }
 
-TEST_CASE("llama3_json: a JSON call at the start, <|python_tag|> allowed, ';' between calls", "[gateway][tools]") {
+TEST_CASE("llama3_json: a JSON call at the start, <|python_tag|> allowed, semicolons between calls", "[gateway][tools]") {
   const auto k = tool_parser_kind::llama3_json;
   check(k, R"({"name": "get_weather", "parameters": {"unit": "celsius", "city": "Paris"}})",
         {"", calls{{"get_weather", R"({"unit":"celsius","city":"Paris"})"}}});
