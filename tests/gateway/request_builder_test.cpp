@@ -94,6 +94,24 @@ TEST_CASE("prepare_chat: template then tokenize, context checks", "[gateway][bui
   CHECK(past->status == 400);
 }
 
+TEST_CASE("prepare_chat: the mistral tool parser decodes with special tokens kept", "[gateway][builder][tools]") {
+  // [TOOL_CALLS] is a special token: skip_special_tokens would take the marker out of the text.
+  byte_frontend f;
+  auto l = limits();
+  l.enable_auto_tool_choice = true;
+  const std::string body = R"({"messages":[{"role":"user","content":"hi"}],
+    "tools":[{"type":"function","function":{"name":"f"}}]})";
+  for (auto kind : {tool_parser_kind::mistral, tool_parser_kind::hermes, tool_parser_kind::llama3_json}) {
+    l.tool_parser = kind;
+    auto r = parse_chat_request(parse_json_body(body), l);
+    REQUIRE(r.tool_parser == kind);
+    CHECK(prepare_chat(r, f, 64, arrival).engine_requests[0].skip_special_tokens == (kind != tool_parser_kind::mistral));
+  }
+  // No tools: the request's own setting stands.
+  auto plain = parse_chat_request(parse_json_body(R"({"messages":[{"role":"user","content":"hi"}]})"), l);
+  CHECK(prepare_chat(plain, f, 64, arrival).engine_requests[0].skip_special_tokens);
+}
+
 TEST_CASE("generation_config defaults apply only where the request is silent", "[gateway][builder]") {
   auto l = limits();
   l.defaults.temperature = 0.8f;
