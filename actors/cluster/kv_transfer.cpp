@@ -1,5 +1,7 @@
 #include "actors/cluster/kv_transfer.hpp"
 
+#include "actors/cluster/msgpack_doc.hpp"
+
 #include <msgpack.hpp>
 #include <xxhash.h>
 
@@ -18,29 +20,7 @@ constexpr size_t max_header_tokens = size_t(1) << 24;
 
 uint64_t xxh3(const std::string& s) { return XXH3_64bits(s.data(), s.size()); }
 
-class doc_reader {
-public:
-  explicit doc_reader(const msgpack::object& o) {
-    if (o.type != msgpack::type::ARRAY)
-      throw wire_error("not an array");
-    items_ = o.via.array.ptr;
-    size_ = o.via.array.size;
-  }
-  template <class T> T next() {
-    if (pos_ >= size_)
-      throw wire_error("truncated: field " + std::to_string(pos_) + " missing");
-    return items_[pos_++].as<T>();
-  }
-  void expect_end() const {
-    if (pos_ != size_)
-      throw wire_error("unexpected extra fields");
-  }
-
-private:
-  const msgpack::object* items_ = nullptr;
-  size_t size_ = 0;
-  size_t pos_ = 0;
-};
+using doc_reader = doc::reader;
 
 void begin(packer& p, kv_kind k, uint32_t fields) {
   p.pack_array(2 + fields);
@@ -50,18 +30,10 @@ void begin(packer& p, kv_kind k, uint32_t fields) {
 
 std::string finish(const msgpack::sbuffer& b) { return std::string(b.data(), b.size()); }
 
-// Unpacks with every size limit bounded by the document length: an element takes at least one
-// byte, so a larger count is a lie that would only make the decoder allocate.
+// Parses a KV document (size-limited unpacking: msgpack_doc.hpp), checks version and kind.
 template <class Body> void parse(const std::string& bytes, kv_kind k, Body&& body) {
-  if (bytes.size() > max_kv_document_bytes)
-    throw wire_error("KV document of " + std::to_string(bytes.size()) + " bytes is too large");
   try {
-    size_t offset = 0;
-    const size_t n = bytes.size();
-    msgpack::unpack_limit limit(n, n, n, n, n, 4);
-    msgpack::object_handle h = msgpack::unpack(bytes.data(), n, offset, nullptr, nullptr, limit);
-    if (offset != n)
-      throw wire_error("trailing bytes after the document");
+    msgpack::object_handle h = doc::unpack(bytes, max_kv_document_bytes);
     doc_reader r(h.get());
     const auto version = r.next<uint32_t>();
     if (version != protocol_version)

@@ -1,5 +1,7 @@
 #include "actors/cluster/wire.hpp"
 
+#include "actors/cluster/msgpack_doc.hpp"
+
 #include <msgpack.hpp>
 
 #include <chrono>
@@ -15,35 +17,7 @@ enum kind : uint32_t { k_hello = 1, k_hello_reply, k_load, k_forward, k_forward_
 
 constexpr size_t max_document_bytes = size_t(64) << 20;
 
-class reader {
-public:
-  explicit reader(const msgpack::object& o) {
-    if (o.type != msgpack::type::ARRAY)
-      throw wire_error("not an array");
-    items_ = o.via.array.ptr;
-    size_ = o.via.array.size;
-  }
-  template <class T> T next() {
-    if (pos_ >= size_)
-      throw wire_error("truncated: field " + std::to_string(pos_) + " missing");
-    return items_[pos_++].as<T>();
-  }
-  reader array() {
-    if (pos_ >= size_)
-      throw wire_error("truncated: field " + std::to_string(pos_) + " missing");
-    return reader(items_[pos_++]);
-  }
-  size_t size() const { return size_; }
-  void expect_end() const {
-    if (pos_ != size_)
-      throw wire_error("unexpected extra fields");
-  }
-
-private:
-  const msgpack::object* items_ = nullptr;
-  size_t size_ = 0;
-  size_t pos_ = 0;
-};
+using reader = doc::reader;
 
 std::string finish(const msgpack::sbuffer& b) { return std::string(b.data(), b.size()); }
 
@@ -55,13 +29,8 @@ void header(packer& p, kind k, uint32_t fields) {
 
 // Parses the document, checks version and kind, and hands the reader to `body`.
 template <class Body> void parse(const std::string& bytes, kind k, Body&& body) {
-  if (bytes.size() > max_document_bytes)
-    throw wire_error("document of " + std::to_string(bytes.size()) + " bytes is too large");
   try {
-    size_t offset = 0;
-    msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size(), offset);
-    if (offset != bytes.size())
-      throw wire_error("trailing bytes after the document");
+    msgpack::object_handle h = doc::unpack(bytes, max_document_bytes);
     reader r(h.get());
     const auto version = r.next<uint32_t>();
     if (k != k_hello && version != protocol_version) // a hello's version is checked by the node
@@ -309,8 +278,7 @@ void decode(const std::string& bytes, cancel_msg& m) {
 
 uint32_t peek_version(const std::string& bytes) {
   try {
-    size_t offset = 0;
-    msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size(), offset);
+    msgpack::object_handle h = doc::unpack(bytes, max_document_bytes);
     reader r(h.get());
     return r.next<uint32_t>();
   } catch (const std::exception&) {
