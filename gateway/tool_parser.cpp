@@ -33,44 +33,7 @@ size_t partial_marker_suffix(std::string_view s, std::string_view marker) {
   return 0;
 }
 
-enum class scan_result { incomplete, complete, invalid };
-
-// Where the JSON object or array starting at s[at] ends (one past its last byte), following
-// brackets outside strings only: enough to know when the text is worth parsing.
-scan_result scan_json_value(std::string_view s, size_t at, size_t& end) {
-  if (at >= s.size())
-    return scan_result::incomplete;
-  if (s[at] != '{' && s[at] != '[')
-    return scan_result::invalid;
-  std::string closers;
-  bool in_string = false, escape = false;
-  for (size_t i = at; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (escape)
-        escape = false;
-      else if (c == '\\')
-        escape = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      closers.push_back(c == '{' ? '}' : ']');
-    } else if (c == '}' || c == ']') {
-      if (closers.empty() || closers.back() != c)
-        return scan_result::invalid;
-      closers.pop_back();
-      if (closers.empty()) {
-        end = i + 1;
-        return scan_result::complete;
-      }
-    }
-  }
-  return scan_result::incomplete;
-}
+using scan_result = detail::json_end_scanner::result;
 
 std::optional<ojson> parse_json(std::string_view text) {
   try {
@@ -112,6 +75,44 @@ std::optional<tool_call> call_from_json(const ojson& j, tool_parser_kind kind) {
 }
 
 } // namespace
+
+detail::json_end_scanner::result detail::json_end_scanner::scan(std::string_view s, size_t at, size_t& end) {
+  if (at != start) { // a new value (or the text moved): start over
+    reset();
+    start = at;
+    pos = at;
+  }
+  if (pos >= s.size())
+    return result::incomplete;
+  if (pos == at && s[at] != '{' && s[at] != '[')
+    return result::invalid;
+  for (; pos < s.size(); ++pos) {
+    const char c = s[pos];
+    if (in_string) {
+      if (escape)
+        escape = false;
+      else if (c == '\\')
+        escape = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      closers.push_back(c == '{' ? '}' : ']');
+    } else if (c == '}' || c == ']') {
+      if (closers.empty() || closers.back() != c)
+        return result::invalid;
+      closers.pop_back();
+      if (closers.empty()) {
+        end = ++pos;
+        return result::complete;
+      }
+    }
+  }
+  return result::incomplete;
+}
 
 std::optional<tool_parser_kind> tool_parser_from_name(std::string_view name) {
   if (name == "hermes")
@@ -183,6 +184,14 @@ void tool_call_parser::add_call(tool_parse_step& out, tool_call call) {
   ++num_calls_;
 }
 
+void tool_call_parser::consume(size_t bytes) {
+  if (bytes == 0)
+    return;
+  pending_.erase(0, bytes);
+  scan_.reset();
+  close_searched_ = 0;
+}
+
 tool_parse_step tool_call_parser::add(std::string_view text) {
   tool_parse_step out;
   pending_ += text;
@@ -195,7 +204,7 @@ tool_parse_step tool_call_parser::finish() {
   run(out, true);
   if (!pending_.empty()) { // nothing more can come: whatever is left is text
     emit_content(out, pending_);
-    pending_.clear();
+    consume(pending_.size());
   }
   if (num_calls_ == 0)
     out.content += held_space_;
@@ -221,7 +230,7 @@ bool tool_call_parser::reach_marker(tool_parse_step& out, std::string_view marke
   const size_t hold = at_end ? 0 : partial_marker_suffix(pending_, marker);
   const size_t text_end = at != std::string::npos ? at : pending_.size() - hold;
   emit_content(out, std::string_view(pending_).substr(0, text_end));
-  pending_.erase(0, text_end);
+  consume(text_end);
   if (at == std::string::npos)
     return false;
   state_ = state::inside;
@@ -233,9 +242,14 @@ bool tool_call_parser::run_hermes(tool_parse_step& out, bool at_end) {
   if (state_ != state::inside && !reach_marker(out, hermes_open, at_end))
     return false;
   // pending_ starts with <tool_call>. vLLM also takes a last call whose closing tag never came.
-  const size_t close = pending_.find(hermes_close, hermes_open.size());
-  if (close == std::string::npos && !at_end)
+  // Search only text not searched before (less a tag's length, for a tag split across pieces).
+  const size_t from = std::max(hermes_open.size(),
+                               close_searched_ > hermes_close.size() ? close_searched_ - hermes_close.size() : 0);
+  const size_t close = pending_.find(hermes_close, from);
+  if (close == std::string::npos && !at_end) {
+    close_searched_ = pending_.size();
     return false;
+  }
   const size_t body_end = close == std::string::npos ? pending_.size() : close;
   const size_t call_end = close == std::string::npos ? pending_.size() : close + hermes_close.size();
   std::optional<tool_call> call;
@@ -245,7 +259,7 @@ bool tool_call_parser::run_hermes(tool_parse_step& out, bool at_end) {
     add_call(out, std::move(*call));
   else
     emit_content(out, std::string_view(pending_).substr(0, call_end));
-  pending_.erase(0, call_end);
+  consume(call_end);
   state_ = state::text;
   return true;
 }
@@ -253,7 +267,7 @@ bool tool_call_parser::run_hermes(tool_parse_step& out, bool at_end) {
 bool tool_call_parser::run_llama3(tool_parse_step& out, bool at_end) {
   if (state_ == state::plain) {
     emit_content(out, pending_);
-    pending_.clear();
+    consume(pending_.size());
     return false;
   }
   // start: optional whitespace and <|python_tag|>, then a JSON object, or this is plain text.
@@ -272,7 +286,7 @@ bool tool_call_parser::run_llama3(tool_parse_step& out, bool at_end) {
   if (at == pending_.size()) {
     if (at_end) {
       emit_content(out, pending_);
-      pending_.clear();
+      consume(pending_.size());
     }
     return false;
   }
@@ -281,7 +295,7 @@ bool tool_call_parser::run_llama3(tool_parse_step& out, bool at_end) {
     return true;
   }
   size_t end = 0;
-  const scan_result scanned = scan_json_value(pending_, at, end);
+  const scan_result scanned = scan_.scan(pending_, at, end);
   if (scanned == scan_result::incomplete && !at_end)
     return false;
   std::optional<tool_call> call;
@@ -293,7 +307,7 @@ bool tool_call_parser::run_llama3(tool_parse_step& out, bool at_end) {
     return true;
   }
   add_call(out, std::move(*call));
-  pending_.erase(0, end);
+  consume(end);
   state_ = state::after_calls;
   return true;
 }
@@ -306,7 +320,7 @@ bool tool_call_parser::run_mistral(tool_parse_step& out, bool at_end) {
   if (at == pending_.size() && !at_end)
     return false;
   size_t end = 0;
-  const scan_result scanned = scan_json_value(pending_, at, end);
+  const scan_result scanned = scan_.scan(pending_, at, end);
   if (scanned == scan_result::incomplete && !at_end)
     return false;
   std::vector<tool_call> calls;
@@ -328,11 +342,11 @@ bool tool_call_parser::run_mistral(tool_parse_step& out, bool at_end) {
   if (valid) {
     for (auto& call : calls)
       add_call(out, std::move(call));
-    pending_.erase(0, end);
+    consume(end);
   } else { // not calls: the marker and what follows it are text
     const size_t text_end = scanned == scan_result::complete ? end : pending_.size();
     emit_content(out, std::string_view(pending_).substr(0, text_end));
-    pending_.erase(0, text_end);
+    consume(text_end);
   }
   state_ = state::text;
   return true;

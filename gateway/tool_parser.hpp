@@ -42,6 +42,25 @@ struct tool_call {
 /// A fresh id in the parser's format.
 std::string make_tool_call_id(tool_parser_kind kind);
 
+namespace detail {
+/// Where the JSON object or array starting at s[at] ends, following brackets outside strings
+/// only (enough to know when the text is worth parsing). Resumes where the previous call on the
+/// same, grown, text stopped, so streaming a long call costs linear time; reset() after the
+/// text's front changes.
+struct json_end_scanner {
+  enum class result { incomplete, complete, invalid };
+  /// complete: `end` is one past the value's last byte.
+  result scan(std::string_view s, size_t at, size_t& end);
+  void reset() { *this = json_end_scanner{}; }
+
+  size_t start = std::string_view::npos;
+  size_t pos = 0;
+  std::string closers;
+  bool in_string = false;
+  bool escape = false;
+};
+} // namespace detail
+
 /// What a parser releases after some input: text to send as content, then new complete calls.
 struct tool_parse_step {
   std::string content;
@@ -67,6 +86,7 @@ private:
   bool run_llama3(tool_parse_step& out, bool at_end);
   bool run_mistral(tool_parse_step& out, bool at_end);
   void emit_content(tool_parse_step& out, std::string_view text);
+  void consume(size_t bytes); // drops released text from the front of pending_
   void add_call(tool_parse_step& out, tool_call call);
 
   tool_parser_kind kind_;
@@ -74,6 +94,8 @@ private:
   std::string pending_;   // text received and not yet released
   std::string held_space_; // whitespace released text ended with: sent once more content follows
   bool after_call_ = false; // leading whitespace of the next content is dropped
+  detail::json_end_scanner scan_; // llama3_json, mistral: the call being received
+  size_t close_searched_ = 0;    // hermes: pending_ holds no closing tag before this
   int32_t num_calls_ = 0;
 };
 

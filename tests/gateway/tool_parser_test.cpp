@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <regex>
 
 using namespace actorserve::gateway;
@@ -166,4 +167,22 @@ TEST_CASE("tool parser names", "[gateway][tools]") {
     CHECK(std::string(tool_parser_name(*kind)) == name);
   }
   CHECK_FALSE(tool_parser_from_name("pythonic"));
+}
+
+TEST_CASE("a long call streamed in small pieces costs linear time", "[gateway][tools]") {
+  // 400 KB of arguments in 2-byte pieces: rescanning the call from its start on every piece
+  // would be ~4e10 byte visits.
+  const std::string value(400000, 'x');
+  const std::string args = "{\"text\": \"" + value + "\"}";
+  for (auto [kind, text] : {std::pair{tool_parser_kind::hermes, "<tool_call>{\"name\": \"w\", \"arguments\": " + args + "}</tool_call>"},
+                            std::pair{tool_parser_kind::llama3_json, "{\"name\": \"w\", \"parameters\": " + args + "}"},
+                            std::pair{tool_parser_kind::mistral, "[TOOL_CALLS][{\"name\": \"w\", \"arguments\": " + args + "}]"}}) {
+    INFO(tool_parser_name(kind));
+    const auto t0 = std::chrono::steady_clock::now();
+    const outcome o = streamed(kind, text, 2);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    REQUIRE(o.calls.size() == 1);
+    CHECK(o.calls[0].second == "{\"text\":\"" + value + "\"}");
+    CHECK(seconds < 2.0); // ~0.05 s unloaded
+  }
 }
