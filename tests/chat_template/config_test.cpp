@@ -19,7 +19,7 @@ void write(const fs::path& path, const std::string& text) {
 
 } // namespace
 
-TEST_CASE("chat_template as a string; special tokens as strings or AddedToken objects", "[chat_template]") {
+TEST_CASE("chat_template as a string, special tokens as strings or AddedToken objects", "[chat_template]") {
   actorserve::testing::temp_dir dir;
   write(dir.path() / "tokenizer_config.json", R"({
     "chat_template": "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}|{{ pad_token }}|{{ unk_token is defined }}|{{ additional_special_tokens }}",

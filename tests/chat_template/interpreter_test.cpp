@@ -66,7 +66,7 @@ TEST_CASE("syntax errors give the line and column", "[chat_template]") {
   CHECK(non_ascii.column() == 10);
 }
 
-TEST_CASE("runtime errors give the line; raise_exception keeps its message", "[chat_template]") {
+TEST_CASE("runtime errors give the line, raise_exception keeps its message", "[chat_template]") {
   auto e = error_of("a\nb\n{{ nope.attribute }}");
   CHECK(e.kind() == ct::template_error_kind::undefined);
   CHECK(e.line() == 3);
