@@ -143,7 +143,7 @@ TEST_CASE("stop strings are not matched before min_tokens", "[request_state]") {
   CHECK(st.text(0) == "a");
 }
 
-TEST_CASE("the scheduler's finish flushes held text; a stop token's text is dropped", "[request_state]") {
+TEST_CASE("the scheduler's finish flushes held text, a stop token's text is dropped", "[request_state]") {
   request_state st(req({"lo W"}), words());
   bool by_string = false;
   st.add_tokens(0, toks({1}), finish_reason::none, -1, by_string);
@@ -161,7 +161,7 @@ TEST_CASE("the scheduler's finish flushes held text; a stop token's text is drop
   CHECK(d.token_ids == std::vector<int32_t>{1, 0});
 }
 
-TEST_CASE("n choices are independent; finish_all aborts the rest", "[request_state]") {
+TEST_CASE("n choices are independent, finish_all aborts the rest", "[request_state]") {
   auto r = req();
   r.n = 2;
   request_state st(r, words());

@@ -93,7 +93,7 @@ TEST_CASE("malformed, truncated and mistyped documents are refused", "[cluster][
   CHECK_THROWS_AS(decode(encode(o), p), wire_error);
 }
 
-TEST_CASE("hello carries its version; other documents must match this node's", "[cluster][wire]") {
+TEST_CASE("hello carries its version, other documents must match this node's", "[cluster][wire]") {
   hello_msg h;
   h.version = protocol_version + 1;
   h.name = "n1";

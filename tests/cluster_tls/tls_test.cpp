@@ -42,7 +42,7 @@ std::vector<std::string> tls_flags(const std::filesystem::path& dir, const std::
 
 } // namespace
 
-TEST_CASE("TLS cluster: nodes of one CA route across; another CA's node and a plain node are refused",
+TEST_CASE("TLS cluster: nodes of one CA route across, another CA's node and a plain node are refused",
           "[cluster][tls][multiprocess]") {
   if (!have_openssl_cli()) {
     WARN("skipped: the openssl CLI is not installed (the lead adds package openssl to scripts/install-deps.sh)");

@@ -112,7 +112,7 @@ TEST_CASE("CUDA bf16 and fp16 stay within tolerance of the CPU backend (teacher 
     }
 }
 
-TEST_CASE("CUDA graphs and eager steps agree; copies and swaps keep the cache", "[gpu][backend]") {
+TEST_CASE("CUDA graphs and eager steps agree, copies and swaps keep the cache", "[gpu][backend]") {
   require_gpu();
   const auto variants = tiny_variants();
   actorserve::testing::temp_dir dir;
