@@ -163,8 +163,10 @@ void cluster_node::impl::on_kv_resume(uint64_t id, uint32_t attempt, const std::
   std::lock_guard lock(mu);
   auto it = origins.find(id);
   origin_part* part = it == origins.end() ? nullptr : it->second.part(attempt);
-  if (!part || part->executor != cfg.name)
-    return; // finished or moved while exporting
+  if (!part || part->executor != cfg.name) {
+    spdlog::info("cluster: request {} finished or moved while its K/V was exported", id);
+    return;
+  }
   eng.cancel(part->local_id);
   if (transfer_id)
     it->second.kv_from = {cfg.name, transfer_id};
@@ -191,7 +193,9 @@ void cluster_node::impl::on_kv_migrate(caf::event_based_actor* self, const std::
       });
       return;
     }
-  self->send(origin, migrate_atom_v, encode(m)); // not here (any more): the origin recomputes
+  spdlog::info("cluster: KV export asked for request {} attempt {}, which does not run here (any more): the origin "
+               "recomputes it", m.origin_id, m.attempt);
+  self->send(origin, migrate_atom_v, encode(m));
 }
 
 } // namespace actorserve::cluster
