@@ -20,6 +20,37 @@ std::string long_prompt(int i) {
   return p;
 }
 
+constexpr int max_tokens = 160; // long enough to be mid-stream when the move comes
+
+// Streams `prompts` through node 0 at the same time; `mid_stream` runs once every stream has
+// received a few chunks (or after 60 s); returns the streams once all ended.
+std::vector<stream_result> streams_with(int port, const std::vector<std::string>& prompts, const stream_options& opt,
+                                        const std::function<void()>& mid_stream) {
+  std::vector<stream_result> results(prompts.size());
+  std::atomic<size_t> started{0};
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    clients.emplace_back([&, i] {
+      bool counted = false;
+      results[i] = stream_completion(
+          port, prompts[i], max_tokens,
+          [&](int chunks) {
+            if (chunks >= 6 && !counted) {
+              counted = true;
+              ++started;
+            }
+          },
+          opt);
+    });
+  const auto end = steady::now() + 60s;
+  while (started < prompts.size() && steady::now() < end)
+    std::this_thread::sleep_for(5ms);
+  mid_stream();
+  for (auto& t : clients)
+    t.join();
+  return results;
+}
+
 struct kv_run {
   std::vector<std::string> reference, migrated;
   double imports = 0, fallbacks = 0, migrations = 0;
@@ -31,34 +62,17 @@ kv_run migrate_mid_stream(const std::vector<std::string>& extra) {
   cluster c(2, extra);
   REQUIRE(c.ready());
   REQUIRE(c.joined());
-  constexpr int n = 2, max_tokens = 160; // long enough to be mid-stream when the move comes
+  constexpr int n = 2;
   kv_run out;
   out.reference.resize(n);
   out.migrated.resize(n);
+  const std::vector<std::string> prompts{long_prompt(0), long_prompt(1)};
   for (int i = 0; i < n; ++i) {
-    auto r = stream_completion(c.nodes[0]->http_port, long_prompt(i), max_tokens);
+    auto r = stream_completion(c.nodes[0]->http_port, prompts[size_t(i)], max_tokens);
     REQUIRE(r.ok);
     out.reference[size_t(i)] = r.text;
   }
-  std::vector<stream_result> results(n);
-  std::atomic<int> started{0};
-  std::vector<std::thread> clients;
-  for (int i = 0; i < n; ++i)
-    clients.emplace_back([&, i] {
-      bool counted = false;
-      results[size_t(i)] = stream_completion(c.nodes[0]->http_port, long_prompt(i), max_tokens, [&](int chunks) {
-        if (chunks >= 6 && !counted) {
-          counted = true;
-          ++started;
-        }
-      });
-    });
-  const auto end = steady::now() + 60s;
-  while (started < n && steady::now() < end)
-    std::this_thread::sleep_for(5ms);
-  c.nodes[1]->signal(SIGTERM);
-  for (auto& t : clients)
-    t.join();
+  auto results = streams_with(c.nodes[0]->http_port, prompts, {}, [&] { c.nodes[1]->signal(SIGTERM); });
   for (int i = 0; i < n; ++i) {
     INFO("stream " << i << ": " << results[size_t(i)].error);
     CHECK(results[size_t(i)].ok);
@@ -102,54 +116,38 @@ TEST_CASE("KV shipping: admin migrate by id moves streams both ways with their K
   cluster c(2, {"--cluster-policy", "round-robin", "--migration-method", "kv", "--api-key", key});
   REQUIRE(c.ready());
   REQUIRE(c.joined());
-  constexpr int n = 2, max_tokens = 160; // long enough to be mid-stream when the move comes
+  constexpr int n = 2;
   stream_options opt;
   opt.api_key = key;
+  const std::vector<std::string> prompts{long_prompt(5), long_prompt(6)};
   std::vector<std::string> reference(n);
   for (int i = 0; i < n; ++i) {
-    auto r = stream_completion(c.nodes[0]->http_port, long_prompt(i + 5), max_tokens, nullptr, opt);
+    auto r = stream_completion(c.nodes[0]->http_port, prompts[size_t(i)], max_tokens, nullptr, opt);
     REQUIRE(r.ok);
     reference[size_t(i)] = r.text;
   }
-  std::vector<stream_result> results(n);
-  std::atomic<int> started{0};
-  std::vector<std::thread> clients;
-  for (int i = 0; i < n; ++i)
-    clients.emplace_back([&, i] {
-      bool counted = false;
-      results[size_t(i)] = stream_completion(
-          c.nodes[0]->http_port, long_prompt(i + 5), max_tokens,
-          [&](int chunks) {
-            if (chunks >= 6 && !counted) {
-              counted = true;
-              ++started;
-            }
-          },
-          opt);
-    });
-  const auto end = steady::now() + 60s;
-  while (started < n && steady::now() < end)
-    std::this_thread::sleep_for(5ms);
-  // Round-robin put one stream on each node: move each to the other one. The one on node 0
-  // is exported there and forwarded to node 1 with its transfer; the one on node 1 is
-  // exported there on node 0's request and fetched back by node 0.
-  auto [status, listing] = admin_call(c.nodes[0]->http_port, "GET", "/admin/requests", {}, key);
-  REQUIRE(status == 200);
-  const auto nodes = listing["live_nodes"].get<std::vector<std::string>>();
-  REQUIRE(nodes.size() == 2);
   int moved = 0;
-  for (const auto& r : listing["requests"]) {
-    const std::string from = r["running_on"].empty() ? "" : r["running_on"][0].get<std::string>();
-    const std::string to = nodes[0] == from ? nodes[1] : nodes[0];
-    auto [s, body] = admin_call(c.nodes[0]->http_port, "POST", "/admin/migrate",
-                                {{"request_id", r["request_id"]}, {"to", to}}, key);
-    INFO(body.dump());
-    CHECK((s == 200 || s == 404)); // 404: finished meanwhile
-    moved += s == 200;
-  }
+  auto results = streams_with(c.nodes[0]->http_port, prompts, opt, [&] {
+    // Round-robin put one stream on each node: move each to the other one. The one on node 0
+    // is exported there and forwarded to node 1 with its transfer; the one on node 1 is
+    // exported there on node 0's request and fetched back by node 0.
+    auto [status, listing] = admin_call(c.nodes[0]->http_port, "GET", "/admin/requests", {}, key);
+    CHECK(status == 200); // CHECK, not REQUIRE: the client threads are still running
+    const auto nodes = status == 200 ? listing["live_nodes"].get<std::vector<std::string>>() : std::vector<std::string>{};
+    CHECK(nodes.size() == 2);
+    if (nodes.size() != 2)
+      return;
+    for (const auto& r : listing["requests"]) {
+      const std::string from = r["running_on"].empty() ? "" : r["running_on"][0].get<std::string>();
+      const std::string to = nodes[0] == from ? nodes[1] : nodes[0];
+      auto [s, body] = admin_call(c.nodes[0]->http_port, "POST", "/admin/migrate",
+                                  {{"request_id", r["request_id"]}, {"to", to}}, key);
+      INFO(body.dump());
+      CHECK((s == 200 || s == 404)); // 404: finished meanwhile
+      moved += s == 200;
+    }
+  });
   CHECK(moved >= 1);
-  for (auto& t : clients)
-    t.join();
   for (int i = 0; i < n; ++i) {
     INFO("stream " << i << ": " << results[size_t(i)].error);
     CHECK(results[size_t(i)].ok);
