@@ -9,7 +9,7 @@ packages=(
   libcaf-dev libmsgpack-cxx-dev libspdlog-dev libcpp-httplib-dev libssl-dev zlib1g-dev
   libbrotli-dev catch2 nlohmann-json3-dev libpcre2-dev libxxhash-dev libcli11-dev
   prometheus-cpp-dev libutf8proc-dev
-  python3 python3-jinja2 curl nodejs npm iproute2 util-linux procps
+  python3 python3-jinja2 curl nodejs npm iproute2 util-linux procps openssl
 )
 
 missing=()
