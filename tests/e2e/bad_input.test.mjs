@@ -124,9 +124,14 @@ describe('too many waiting requests', () => {
   test('429 with Retry-After beyond the waiting limit; admitted requests are unaffected', async () => {
     const long = JSON.stringify({ prompt: 'x', max_tokens: 2000, ignore_eos: true, stream: true });
     const controllers = [new AbortController(), new AbortController()];
-    const streams = controllers.map((c) => fetch(`${server.baseURL}/v1/completions`,
-      { method: 'POST', body: long, signal: c.signal, headers: { 'Content-Type': 'application/json' } }));
-    const responses = await Promise.all(streams);
+    const open = (c) => fetch(`${server.baseURL}/v1/completions`,
+      { method: 'POST', body: long, signal: c.signal, headers: { 'Content-Type': 'application/json' } });
+    // One at a time: two requests arriving together may both still be waiting when the second is
+    // admitted, and then the second is (rightly) over the limit of one waiting request.
+    const responses = [await open(controllers[0])];
+    await waitFor(async () => (await metric(server.baseURL, 'actorserve:num_requests_running{model_name="tiny"}')) === 1,
+      5000, 'the first request running');
+    responses.push(await open(controllers[1]));
     responses.forEach((r) => assert.equal(r.status, 200));
     await waitFor(async () => (await metric(server.baseURL, 'actorserve:num_requests_waiting{model_name="tiny"}')) === 1,
       5000, 'one running and one waiting');
