@@ -75,6 +75,8 @@ public:
         // for decoders that edit the start of the text (Metaspace), where decoding a window of
         // recent ids would not be.
         detok_(make_detokenizer(tok_)) {
+    if (std::string w = vocabulary_coverage_warning(int64_t(tok_.vocab_size()), vocab_size_); !w.empty())
+      spdlog::warn("{}: {}", dir.string(), w);
     try {
       chat_config_ = chat_template::load_chat_template_config(dir);
     } catch (const model_error& e) {
@@ -169,6 +171,15 @@ private:
 
 std::unique_ptr<text_frontend> load_text_frontend(const fs::path& model_dir, bool use_generation_config) {
   return std::make_unique<model_text_frontend>(model_dir, use_generation_config);
+}
+
+std::string vocabulary_coverage_warning(int64_t tokenizer_size, int64_t model_vocab_rows) {
+  const int64_t uncovered = model_vocab_rows - tokenizer_size;
+  if (uncovered <= 128 || uncovered <= model_vocab_rows / 100)
+    return {};
+  return "the tokenizer has " + std::to_string(tokenizer_size) + " tokens but the model " +
+         std::to_string(model_vocab_rows) + " vocabulary rows: the " + std::to_string(uncovered) +
+         " ids without a token decode to no text (is tokenizer.json the model's own?)";
 }
 
 } // namespace actorserve::gateway

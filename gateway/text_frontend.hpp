@@ -45,4 +45,10 @@ public:
 std::unique_ptr<text_frontend> load_text_frontend(const std::filesystem::path& model_dir,
                                                   bool use_generation_config = true);
 
+/// A warning when many of the model's vocabulary rows have no token in the tokenizer (ids the
+/// model can emit that decode to no text, e.g. a random model written with a 260-token byte
+/// tokenizer but 128,256 rows, or the wrong tokenizer.json); empty when at most 128 rows or at
+/// most 1% of them lack a token (the usual padding of the vocabulary to a round size).
+std::string vocabulary_coverage_warning(int64_t tokenizer_size, int64_t model_vocab_rows);
+
 } // namespace actorserve::gateway

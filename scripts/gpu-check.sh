@@ -59,11 +59,20 @@ run() {
 
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt" 2>&1
 
+# The real Llama-3 tokenizer for the 8B model when it was carried (scripts/gpu-prepare-carry.sh):
+# make-model's own byte tokenizer has 260 tokens, so almost every id of the 128,256 rows would
+# decode to no text and `bench serve` would see empty streams.
+if [ -z "${SERVE_TOKENIZER:-}" ] && [ -f .gpurun/tokenizers/llama3/tokenizer.json.gz ]; then
+  SERVE_TOKENIZER=/tmp/serve-tokenizer; mkdir -p $SERVE_TOKENIZER
+  gunzip -c .gpurun/tokenizers/llama3/tokenizer.json.gz > $SERVE_TOKENIZER/tokenizer.json
+  cp .gpurun/tokenizers/llama3/tokenizer_config.json $SERVE_TOKENIZER/
+fi
 if has model && [ ! -f "$MODEL/config.json" ]; then
   # In the background while the build runs: it needs only python and the GPU.
   (
     if [ -x "$BUILD/actorserve" ] && "$BUILD/actorserve" make-model --help > /dev/null 2>&1; then
-      run model 600 "$BUILD/actorserve" make-model --preset llama3-8b --out "$MODEL"
+      run model 600 "$BUILD/actorserve" make-model --preset llama3-8b --out "$MODEL" \
+        ${SERVE_TOKENIZER:+--tokenizer "$SERVE_TOKENIZER"}
     else
       run model 600 python3 scripts/bench_hf.py make-model --preset llama3-8b --out "$MODEL" --json "$OUT/model.json"
     fi
@@ -140,11 +149,6 @@ if has tokenizers; then
 fi
 
 if has serve && [ -x "$BUILD/actorserve" ]; then
-  if [ -z "${SERVE_TOKENIZER:-}" ] && [ -f .gpurun/tokenizers/llama3/tokenizer.json.gz ]; then
-    SERVE_TOKENIZER=/tmp/serve-tokenizer; mkdir -p $SERVE_TOKENIZER
-    gunzip -c .gpurun/tokenizers/llama3/tokenizer.json.gz > $SERVE_TOKENIZER/tokenizer.json
-    cp .gpurun/tokenizers/llama3/tokenizer_config.json $SERVE_TOKENIZER/
-  fi
   SERVE_TOKENIZER=${SERVE_TOKENIZER:-} \
     run serve 540 bash scripts/gpu-serve-bench.sh "$BUILD/actorserve" "$MODEL" "$OUT" || true
 fi

@@ -2,14 +2,15 @@
 # Serving over HTTP on the GPU machine (issue 6): process start to /ready, then `bench serve`
 # 1024 in / 256 out at several concurrencies, against `actorserve serve --device cuda`.
 #   scripts/gpu-serve-bench.sh ACTORSERVE_BINARY MODEL_DIR OUT_DIR
-# Env: SERVE_TOKENIZER=DIR copies tokenizer.json + tokenizer_config.json into MODEL_DIR when it
-# has none (random models have no tokenizer); SERVE_CONCURRENCY (default "1 16 64 256");
+# Env: SERVE_TOKENIZER=DIR copies tokenizer.json + tokenizer_config.json into MODEL_DIR, replacing
+# what is there (make-model's byte tokenizer covers 260 of the 128,256 ids an 8B-shaped random
+# model emits: its streams would be nearly empty); SERVE_CONCURRENCY (default "1 16 64 256");
 # SERVE_EXTRA_ARGS (more serve flags); SERVE_BENCH_ARGS (more bench serve flags; default
 # --temperature 1: a random model's greedy choice can be a special token, whose text is empty). Writes OUT_DIR/serve_startup.json, serve_cN.json, logs.
 set -uo pipefail
 bin=$1 model=$2 out=$3
 mkdir -p "$out"
-if [ ! -f "$model/tokenizer.json" ] && [ -n "${SERVE_TOKENIZER:-}" ]; then
+if [ -n "${SERVE_TOKENIZER:-}" ]; then
   cp "$SERVE_TOKENIZER/tokenizer.json" "$SERVE_TOKENIZER/tokenizer_config.json" "$model/"
 fi
 

@@ -158,8 +158,8 @@ request_record run_one(httplib::Client& client, const serve_bench_options& o, co
   else if (first)
     rec.error = rec.output_len > 0
                     ? "no text received although the server reports " + std::to_string(rec.output_len) +
-                          " completion tokens (they decode to empty text, e.g. special tokens of a random model: "
-                          "try --temperature 1)"
+                          " completion tokens (they decode to empty text: special tokens of a random model, try "
+                          "--temperature 1; or ids the tokenizer does not cover, see the server's warnings)"
                     : "no tokens received";
   rec.success = rec.error.empty();
   return rec;

@@ -1,9 +1,11 @@
 // `actorserve make-model`: writes a random-weight model in the Hugging Face layout
 // (model/make_model.hpp). A preset gives the shapes; every flag given overrides it.
 #include "gateway/cli/command.hpp"
+#include "gateway/text_frontend.hpp"
 
 #include "model/error.hpp"
 #include "model/make_model.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -85,6 +87,10 @@ int run_make_model(const make_model_args& a) {
                std::string(arch_name(r.config.arch)).c_str(), double(r.num_parameters) / 1e6,
                double(r.weight_bytes) / 1e6, a.dtype_name.c_str(), r.files.size(), r.files.size() == 1 ? "" : "s",
                seconds);
+  const std::string w = gateway::vocabulary_coverage_warning(
+      int64_t(tokenizer::from_dir(a.out).vocab_size()), r.config.vocab_size);
+  if (!w.empty())
+    std::fprintf(stderr, "make-model: warning: %s; pass --tokenizer <folder> to write a real one\n", w.c_str());
   return 0;
 }
 

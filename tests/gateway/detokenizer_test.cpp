@@ -66,3 +66,19 @@ TEST_CASE("the frontend's engine detokenizer streams byte-fallback text exactly"
     }
   }
 }
+
+TEST_CASE("gateway: a tokenizer that covers few of the model's vocabulary rows is warned about",
+          "[gateway][detokenizer]") {
+  using actorserve::gateway::vocabulary_coverage_warning;
+  // make-model's byte tokenizer with the Llama-3 row count: almost every id decodes to nothing.
+  const std::string w = vocabulary_coverage_warning(260, 128256);
+  CHECK(w.find("127996 ids without a token") != std::string::npos);
+  CHECK(!vocabulary_coverage_warning(50000, 52000).empty()); // 2,000 rows, 3.8%
+  CHECK(!vocabulary_coverage_warning(700, 1000).empty());    // 300 rows, 30%
+  // Padding to a round row count is normal (Qwen2.5: 151,665 tokens, 151,936 rows).
+  CHECK(vocabulary_coverage_warning(151665, 151936).empty());
+  CHECK(vocabulary_coverage_warning(32000, 32000).empty());
+  CHECK(vocabulary_coverage_warning(262, 320).empty()); // make-model's byte tokenizer, rows fitted to it
+  CHECK(vocabulary_coverage_warning(872, 1000).empty()); // 128 rows
+  CHECK(vocabulary_coverage_warning(128256, 128000).empty()); // more tokens than rows: not this warning
+}
