@@ -39,8 +39,6 @@ if [ -n "${GPU_CHECK_PREBUILT:-}" ]; then
   STAGES=("${STAGES[@]/build}")
 fi
 BENCH=$BUILD/actorserve_gpu_bench
-TEST_BIN=$BUILD/tests/test_gpu
-[ -x "$TEST_BIN" ] || TEST_BIN=$BUILD/test_gpu
 STATUS=$OUT/status.txt
 : > "$STATUS"
 
@@ -91,6 +89,9 @@ if has build; then
   fi
 fi
 
+# After the build stage: tests/test_gpu in a CMake build, test_gpu in a GPU_CHECK_PREBUILT folder.
+TEST_BIN=$BUILD/tests/test_gpu
+[ -x "$TEST_BIN" ] || TEST_BIN=$BUILD/test_gpu
 if has test && [ -x "$TEST_BIN" ]; then
   run test_gpu 400 "$TEST_BIN" -r compact || true
 fi
