@@ -189,6 +189,10 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
     ao.echo_text = std::move(prepared.echo_text);
   ao.token_text = [f](int32_t token) { return f->token_text(token); };
   ao.tool_parser = tool_parser;
+  if (kind == api_kind::chat) {
+    ao.reasoning_parser = options.reasoning_parser;
+    ao.prompt_opens_reasoning = prepared.prompt_opens_reasoning;
+  }
 
   const std::string response_id = ao.meta.id;
   auto job = std::make_shared<response_job>(std::move(ao));

@@ -18,6 +18,7 @@
 #include "actors/engine.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/text_frontend.hpp"
+#include "gateway/reasoning_parser.hpp"
 #include "gateway/tool_parser.hpp"
 
 #include <atomic>
@@ -46,6 +47,7 @@ struct server_options {
   int32_t max_logprobs = 20;                // largest logprobs / top_logprobs accepted
   std::optional<tool_parser_kind> tool_parser; // --tool-call-parser
   bool enable_auto_tool_choice = false;        // --enable-auto-tool-choice
+  std::optional<reasoning_parser_kind> reasoning_parser; // --reasoning-parser (chat only)
   std::chrono::milliseconds health_timeout{2000}; // /health: how long the engine may take to answer a ping
   bool access_log = true;
 };

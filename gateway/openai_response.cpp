@@ -160,11 +160,18 @@ std::string chat_response(const response_meta& meta, const std::vector<choice_ou
   json j = envelope(meta, "chat.completion");
   json list = json::array();
   for (const choice_output& c : choices) {
-    // With tool calls and no other text, content is null (as OpenAI sends it).
-    json content = c.tool_calls.empty() || !c.text.empty() ? json(c.text) : json(nullptr);
+    // With tool calls or reasoning and no other text, content is null (as OpenAI and vLLM send it).
+    const bool null_content = c.text.empty() && (!c.tool_calls.empty() || c.reasoning);
+    json message = {{"role", "assistant"}, {"content", null_content ? json(nullptr) : json(c.text)}};
+    if (meta.reasoning_fields) {
+      const json reasoning = c.reasoning ? json(*c.reasoning) : json(nullptr);
+      message["reasoning_content"] = reasoning; // DeepSeek's API and most clients read this one
+      message["reasoning"] = reasoning;
+    }
+    message["refusal"] = nullptr;
+    message["tool_calls"] = tool_calls_json(c.tool_calls);
     list.push_back({{"index", c.index},
-                    {"message", {{"role", "assistant"}, {"content", std::move(content)}, {"refusal", nullptr},
-                                 {"tool_calls", tool_calls_json(c.tool_calls)}}},
+                    {"message", std::move(message)},
                     {"logprobs", logprobs ? chat_logprobs(c.logprobs, token_text) : json(nullptr)},
                     {"finish_reason", finish_json(c.finish, c.tools_called)},
                     {"stop_reason", stop_reason(c)}});
@@ -189,7 +196,12 @@ std::string chat_chunk(const response_meta& meta, const choice_output& delta, bo
                        const token_text_fn& token_text) {
   json j = envelope(meta, "chat.completion.chunk");
   json d = json::object();
-  if (!delta.text.empty() || delta.finish == finish_reason::none)
+  const bool reasoning = delta.reasoning && !delta.reasoning->empty();
+  if (reasoning) {
+    d["reasoning_content"] = *delta.reasoning;
+    d["reasoning"] = *delta.reasoning;
+  }
+  if (!delta.text.empty() || (delta.finish == finish_reason::none && !reasoning))
     d["content"] = delta.text;
   json choice = {{"index", delta.index},
                  {"delta", std::move(d)},

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct response_meta {
   int64_t created = 0; // unix seconds
   std::string model;
   bool include_usage = false; // streaming: every chunk carries "usage": null, the last one the totals
+  /// Chat with a --reasoning-parser: every message has reasoning_content and reasoning (vLLM's
+  /// newer name), null when the output has no reasoning part.
+  bool reasoning_fields = false;
 };
 
 /// "<prefix>-" + 32 random hex digits.
@@ -36,6 +40,9 @@ struct choice_output {
   finish_reason finish = finish_reason::none;
   std::string stop_str;   // stop_reason: the stop string that ended the choice
   int32_t stop_token = -1; // or the stop token id
+  /// Chat with a --reasoning-parser: the reasoning part (whole, or this chunk's piece); `text`
+  /// is then the content after it. nullopt: no reasoning (a null field; no key in a chunk).
+  std::optional<std::string> reasoning;
   std::vector<tool_call> tool_calls; // chat, non-streaming: the calls parsed out of the text
   bool tools_called = false; // chat: the model called tools, so a stop/length finish is "tool_calls"
 };
@@ -66,7 +73,8 @@ std::string chat_response(const response_meta& meta, const std::vector<choice_ou
                           const usage_totals& usage, bool logprobs, const token_text_fn& token_text);
 /// The first chunk of a choice: delta {"role": "assistant", "content": ""}.
 std::string chat_role_chunk(const response_meta& meta, int32_t index);
-/// Content and/or finish: delta {"content": ...} (or {} on a finish-only chunk).
+/// Content and/or finish: delta {"content": ...} (or {} on a finish-only chunk); a piece of
+/// reasoning goes in "reasoning_content" and "reasoning" of the same delta.
 std::string chat_chunk(const response_meta& meta, const choice_output& delta, bool logprobs,
                        const token_text_fn& token_text);
 /// One streamed tool call of choice `index`, as OpenAI streams one: `header` gives the chunk

@@ -45,6 +45,7 @@ prepared_request prepare_chat(const chat_request& request, const text_frontend& 
                               engine_clock::time_point arrival) {
   prepared_request out;
   const std::string text = frontend.apply_chat_template(request);
+  out.prompt_opens_reasoning = prompt_opens_reasoning(text);
   out.engine_requests.push_back(base_request(request.params, frontend.encode(text, frontend.chat_adds_special_tokens()),
                                              max_model_len, "messages", arrival));
   // A parser whose marker is a special token must see it in the text.

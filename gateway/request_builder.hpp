@@ -5,6 +5,7 @@
 
 #include "actors/engine.hpp"
 #include "gateway/openai_request.hpp"
+#include "gateway/reasoning_parser.hpp"
 #include "gateway/text_frontend.hpp"
 
 #include <string>
@@ -15,6 +16,7 @@ namespace actorserve::gateway {
 struct prepared_request {
   std::vector<generate_request> engine_requests; // one per prompt
   std::vector<std::string> echo_text;            // completions with echo: each prompt's text
+  bool prompt_opens_reasoning = false;           // chat: the rendered prompt ends inside <think>
 };
 
 prepared_request prepare_completion(const completion_request& request, const text_frontend& frontend,

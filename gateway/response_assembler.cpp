@@ -21,6 +21,9 @@ api_error engine_failure(engine_errc error, const std::string& message) {
 response_assembler::response_assembler(assembler_options options)
     : options_(std::move(options)), choices_(options_.num_prompts * size_t(options_.n)),
       usage_(options_.num_prompts), cached_(options_.num_prompts, 0), finished_(options_.num_prompts, false) {
+  if (options_.kind != api_kind::chat)
+    options_.reasoning_parser.reset(); // completions return the text as generated
+  options_.meta.reasoning_fields = options_.reasoning_parser.has_value();
   for (size_t i = 0; i < choices_.size(); ++i) {
     choices_[i].output.index = int32_t(i);
     const size_t prompt = i / size_t(options_.n);
@@ -28,6 +31,8 @@ response_assembler::response_assembler(assembler_options options)
       choices_[i].text_offset = options_.echo_text[prompt].size();
     if (options_.tool_parser && options_.stream && options_.kind == api_kind::chat)
       choices_[i].tools.emplace(*options_.tool_parser);
+    if (options_.reasoning_parser && options_.stream)
+      choices_[i].reasoning.emplace(*options_.reasoning_parser, options_.prompt_opens_reasoning);
   }
 }
 
@@ -67,6 +72,17 @@ std::string response_assembler::stream_delta(size_t global, const choice_delta& 
     }
     return out;
   }
+  if (c.reasoning) { // the reasoning goes out on its own; only the content after it reaches the tool parser
+    reasoning_step step = c.reasoning->add(delta.text);
+    if (d.finish != finish_reason::none) {
+      reasoning_step rest = c.reasoning->finish();
+      step.reasoning += rest.reasoning;
+      step.content += rest.content;
+    }
+    if (!step.reasoning.empty())
+      delta.reasoning = std::move(step.reasoning);
+    delta.text = std::move(step.content);
+  }
   tool_parse_step tools;
   if (c.tools) { // the parser decides which text is content and which makes tool calls
     tools = c.tools->add(delta.text);
@@ -78,7 +94,7 @@ std::string response_assembler::stream_delta(size_t global, const choice_delta& 
     }
     delta.text = std::move(tools.content);
   }
-  if (!delta.text.empty() || !delta.logprobs.empty())
+  if (!delta.text.empty() || delta.reasoning || !delta.logprobs.empty())
     out += sse_event(chat_chunk(options_.meta, delta, options_.logprobs, options_.token_text));
   if (!tools.calls.empty()) {
     int32_t call_index = c.tools->num_calls() - int32_t(tools.calls.size());
@@ -183,6 +199,11 @@ std::string response_assembler::finish() {
       offsets.push_back(options_.echo_text[prompt].size());
     } else {
       offsets.push_back(0);
+    }
+    if (options_.reasoning_parser) {
+      reasoning_result split = split_reasoning(*options_.reasoning_parser, options_.prompt_opens_reasoning, c.text);
+      c.reasoning = std::move(split.reasoning);
+      c.text = std::move(split.content);
     }
     if (options_.tool_parser && options_.kind == api_kind::chat) {
       tool_parse_result parsed = parse_tool_calls(*options_.tool_parser, c.text);

@@ -8,6 +8,7 @@
 
 #include "gateway/api_error.hpp"
 #include "gateway/openai_response.hpp"
+#include "gateway/reasoning_parser.hpp"
 
 #include <optional>
 #include <string>
@@ -29,6 +30,10 @@ struct assembler_options {
   /// Chat: parse tool calls out of each choice's text (the request has tools and the server a
   /// --tool-call-parser); calls go out as tool_calls, the rest as content.
   std::optional<tool_parser_kind> tool_parser;
+  /// Chat: split each choice's text into reasoning and content (--reasoning-parser); the tool
+  /// parser then sees only the content.
+  std::optional<reasoning_parser_kind> reasoning_parser;
+  bool prompt_opens_reasoning = false; // the rendered prompt ends inside <think> (prompt_opens_reasoning)
 };
 
 /// The HTTP status and OpenAI error for a request the engine failed.
@@ -61,6 +66,7 @@ private:
     size_t text_offset = 0;   // completions logprobs: where the next text starts
     bool echoed = false;
     std::optional<tool_call_parser> tools; // streaming chat with a tool parser
+    std::optional<reasoning_splitter> reasoning; // streaming chat with a reasoning parser
   };
   std::string stream_delta(size_t global_index, const choice_delta& d);
 

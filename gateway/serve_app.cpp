@@ -35,11 +35,12 @@ void log_config(const serve_config& c, const fs::path& model_dir, const std::str
                c.backend.kv_cache_tokens == 0 ? std::string("auto") : std::to_string(c.backend.kv_cache_tokens),
                c.backend.gpu_memory_utilization);
   spdlog::info("http: {}:{}, api key {}, http threads up to {}, max request {} bytes, read/write timeout {}/{} s, "
-               "shutdown timeout {} s, generation config {}, tool call parser {}{}",
+               "shutdown timeout {} s, generation config {}, tool call parser {}{}, reasoning parser {}",
                c.host, c.port, c.api_key.empty() ? "off" : "on", http_threads, c.max_request_bytes, c.read_timeout_s,
                c.write_timeout_s, c.shutdown_timeout_s, c.generation_config,
                c.tool_call_parser.empty() ? "none" : c.tool_call_parser,
-               c.enable_auto_tool_choice ? " (auto tool choice on)" : "");
+               c.enable_auto_tool_choice ? " (auto tool choice on)" : "",
+               c.reasoning_parser.empty() ? "none" : c.reasoning_parser);
 }
 
 // Waits for SIGINT or SIGTERM (blocked in every thread, so only this wait sees them), up to
@@ -72,6 +73,13 @@ int run_server(serve_config cfg) {
   }
   if (cfg.enable_auto_tool_choice && !tool_parser)
     throw std::runtime_error("--enable-auto-tool-choice requires --tool-call-parser");
+  std::optional<reasoning_parser_kind> reasoning_parser;
+  if (!cfg.reasoning_parser.empty()) {
+    reasoning_parser = reasoning_parser_from_name(cfg.reasoning_parser);
+    if (!reasoning_parser)
+      throw std::runtime_error("--reasoning-parser " + cfg.reasoning_parser + ": unknown parser (known: " +
+                               reasoning_parser_names() + ")");
+  }
   const fs::path model_dir = cfg.model.empty() ? default_model_dir() : fs::path(cfg.model);
   if (!fs::is_regular_file(model_dir / "config.json"))
     throw std::runtime_error("--model " + model_dir.string() + ": no config.json there (a Hugging Face model folder)");
@@ -99,6 +107,7 @@ int run_server(serve_config cfg) {
   so.access_log = cfg.access_log;
   so.max_logprobs = cfg.max_logprobs;
   so.tool_parser = tool_parser;
+  so.reasoning_parser = reasoning_parser;
   so.enable_auto_tool_choice = cfg.enable_auto_tool_choice;
   http_server server(so, metrics);
   admin_target admin; // declared before the server thread: its routes read it until the end

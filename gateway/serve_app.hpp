@@ -30,6 +30,7 @@ struct serve_config {
   // tool calls (vLLM's flags)
   std::string tool_call_parser;              // hermes, llama3_json, mistral; empty: none
   bool enable_auto_tool_choice = false;      // allow tool_choice "auto" (needs tool_call_parser)
+  std::string reasoning_parser;              // deepseek_r1, qwen3: <think> text -> reasoning_content; empty: none
   // HTTP
   double shutdown_timeout_s = 30;
   size_t max_request_bytes = 16u << 20;

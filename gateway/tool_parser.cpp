@@ -24,15 +24,6 @@ size_t skip_space(std::string_view s, size_t at) {
   return at;
 }
 
-// Length of the longest suffix of `s` that is a proper prefix of `marker`: text that may still
-// become the marker and must be held back.
-size_t partial_marker_suffix(std::string_view s, std::string_view marker) {
-  for (size_t n = std::min(s.size(), marker.size() - 1); n > 0; --n)
-    if (s.substr(s.size() - n) == marker.substr(0, n))
-      return n;
-  return 0;
-}
-
 using scan_result = detail::json_end_scanner::result;
 
 std::optional<ojson> parse_json(std::string_view text) {
@@ -75,6 +66,13 @@ std::optional<tool_call> call_from_json(const ojson& j, tool_parser_kind kind) {
 }
 
 } // namespace
+
+size_t detail::partial_marker_suffix(std::string_view s, std::string_view marker) {
+  for (size_t n = std::min(s.size(), marker.size() - 1); n > 0; --n)
+    if (s.substr(s.size() - n) == marker.substr(0, n))
+      return n;
+  return 0;
+}
 
 detail::json_end_scanner::result detail::json_end_scanner::scan(std::string_view s, size_t at, size_t& end) {
   if (at != start) { // a new value (or the text moved): start over
@@ -227,7 +225,7 @@ void tool_call_parser::run(tool_parse_step& out, bool at_end) {
 // all but what may still become the marker (false).
 bool tool_call_parser::reach_marker(tool_parse_step& out, std::string_view marker, bool at_end) {
   const size_t at = pending_.find(marker);
-  const size_t hold = at_end ? 0 : partial_marker_suffix(pending_, marker);
+  const size_t hold = at_end ? 0 : detail::partial_marker_suffix(pending_, marker);
   const size_t text_end = at != std::string::npos ? at : pending_.size() - hold;
   emit_content(out, std::string_view(pending_).substr(0, text_end));
   consume(text_end);

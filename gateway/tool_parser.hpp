@@ -43,6 +43,10 @@ struct tool_call {
 std::string make_tool_call_id(tool_parser_kind kind);
 
 namespace detail {
+/// Length of the longest suffix of `s` that is a proper prefix of `marker`: text that may still
+/// become the marker and must be held back while streaming.
+size_t partial_marker_suffix(std::string_view s, std::string_view marker);
+
 /// Where the JSON object or array starting at s[at] ends, following brackets outside strings
 /// only (enough to know when the text is worth parsing). Resumes where the previous call on the
 /// same, grown, text stopped, so streaming a long call costs linear time; reset() after the

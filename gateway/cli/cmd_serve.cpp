@@ -77,6 +77,11 @@ const command_registrar registrar{
           ->check(CLI::IsMember({"hermes", "llama3_json", "mistral"}));
       app.add_flag("--enable-auto-tool-choice", c->enable_auto_tool_choice,
                    "allow tool_choice \"auto\" (the default when a request has tools); needs --tool-call-parser");
+      app.add_option("--reasoning-parser", c->reasoning_parser,
+                     "chat: return the text the model writes between <think> and </think> as "
+                     "message.reasoning_content (and .reasoning), the rest as content: deepseek_r1 (DeepSeek-R1 and "
+                     "its distills), qwen3")
+          ->type_name("NAME");
       app.add_option("--shutdown-timeout", c->shutdown_timeout_s,
                      "seconds in-flight requests may take to finish after SIGTERM before they are aborted")
           ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -4,25 +4,9 @@
 // the SDK gets them through a fetch that returns them as the HTTP body.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import OpenAI from 'openai';
-import { executable } from './lib/server.mjs';
+import { assembled, clientAnswering } from './lib/assembled.mjs';
 
-function served(parser, output, { stream = false, pieceBytes = 3 } = {}) {
-  const args = ['tool-calls', '--parser', parser, '--piece-bytes', String(pieceBytes)];
-  if (stream) args.push('--stream');
-  return execFileSync(executable, args, { input: output }).toString();
-}
-
-// A client whose every request is answered with `body`.
-function clientAnswering(body, contentType) {
-  return new OpenAI({
-    baseURL: 'http://actorserve.invalid/v1',
-    apiKey: 'unused',
-    maxRetries: 0,
-    fetch: async () => new Response(body, { status: 200, headers: { 'content-type': contentType } }),
-  });
-}
+const served = (parser, output, options) => assembled(['--parser', parser], output, options);
 
 const tools = [
   { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
