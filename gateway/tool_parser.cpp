@@ -15,6 +15,14 @@ constexpr std::string_view hermes_open = "<tool_call>";
 constexpr std::string_view hermes_close = "</tool_call>";
 constexpr std::string_view python_tag = "<|python_tag|>";
 constexpr std::string_view mistral_marker = "[TOOL_CALLS]";
+constexpr std::string_view mistral_args = "[ARGS]";
+constexpr size_t max_function_name_bytes = 256; // longer: not a call name, stop holding it back
+
+// Characters of a function name in Mistral's [TOOL_CALLS]name[ARGS] form (OpenAI's names are
+// [a-zA-Z0-9_-]; dots are common in MCP-style names).
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
 
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
 
@@ -313,10 +321,13 @@ bool tool_call_parser::run_llama3(tool_parse_step& out, bool at_end) {
 bool tool_call_parser::run_mistral(tool_parse_step& out, bool at_end) {
   if (state_ != state::inside && !reach_marker(out, mistral_marker, at_end))
     return false;
-  // pending_ starts with [TOOL_CALLS]: a JSON array of calls (or one call object) follows.
+  // pending_ starts with [TOOL_CALLS]: a JSON array of calls (or one call object) follows, or
+  // in the v11+ form a function name.
   const size_t at = skip_space(pending_, mistral_marker.size());
   if (at == pending_.size() && !at_end)
     return false;
+  if (at < pending_.size() && pending_[at] != '[' && pending_[at] != '{')
+    return run_mistral_v11(out, at, at_end);
   size_t end = 0;
   const scan_result scanned = scan_.scan(pending_, at, end);
   if (scanned == scan_result::incomplete && !at_end)
@@ -343,6 +354,48 @@ bool tool_call_parser::run_mistral(tool_parse_step& out, bool at_end) {
     consume(end);
   } else { // not calls: the marker and what follows it are text
     const size_t text_end = scanned == scan_result::complete ? end : pending_.size();
+    emit_content(out, std::string_view(pending_).substr(0, text_end));
+    consume(text_end);
+  }
+  state_ = state::text;
+  return true;
+}
+
+// [TOOL_CALLS]name[ARGS]{arguments}, one marker per call (Mistral tokenizers v11+: Mistral-Small
+// 3.2, Magistral, Devstral); `name_at` is where the name starts in pending_.
+bool tool_call_parser::run_mistral_v11(tool_parse_step& out, size_t name_at, bool at_end) {
+  size_t name_end = name_at;
+  while (name_end < pending_.size() && is_name_char(pending_[name_end]))
+    ++name_end;
+  const std::string_view after_name = std::string_view(pending_).substr(name_end);
+  if (!after_name.starts_with(mistral_args)) {
+    if (!at_end && name_end - name_at <= max_function_name_bytes && mistral_args.starts_with(after_name))
+      return false; // the name or the [ARGS] marker is still coming
+    // Not a call: the marker and the would-be name are text; what follows is read afresh.
+    emit_content(out, std::string_view(pending_).substr(0, name_end));
+    consume(name_end);
+    state_ = state::text;
+    return true;
+  }
+  const size_t args_at = skip_space(pending_, name_end + mistral_args.size());
+  if (args_at == pending_.size() && !at_end)
+    return false;
+  size_t end = 0;
+  const scan_result scanned = scan_.scan(pending_, args_at, end);
+  if (scanned == scan_result::incomplete && !at_end)
+    return false;
+  std::optional<tool_call> call;
+  if (scanned == scan_result::complete)
+    if (auto args = parse_json(std::string_view(pending_).substr(args_at, end - args_at)))
+      call = call_from_json(ojson{{"name", pending_.substr(name_at, name_end - name_at)}, {"arguments", std::move(*args)}},
+                            kind_);
+  if (call) {
+    add_call(out, std::move(*call));
+    consume(end);
+  } else { // not a call: the text up to the end of what was meant as its arguments is content
+    const size_t text_end = scanned == scan_result::complete  ? end
+                            : scanned == scan_result::invalid ? args_at
+                                                              : pending_.size();
     emit_content(out, std::string_view(pending_).substr(0, text_end));
     consume(text_end);
   }

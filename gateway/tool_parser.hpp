@@ -3,7 +3,9 @@
 //   hermes       <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen2.5, Qwen3, Hermes)
 //   llama3_json  {"name": ..., "parameters"|"arguments": {...}} at the start of the output,
 //                optionally after <|python_tag|>; several calls separated by ';' (Llama 3.1+)
-//   mistral      [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...] (Mistral v3 tokenizers)
+//   mistral      [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...] (Mistral v3 tokenizers), or
+//                [TOOL_CALLS]name[ARGS]{...}, the marker repeated for each call (v11+ tokenizers:
+//                Mistral-Small-3.2, Magistral, Devstral)
 //
 // One parser per choice is fed the choice's text as it is generated and says what may be sent
 // now: plain content, and whole tool calls. A call is released only once its JSON is complete
@@ -89,6 +91,7 @@ private:
   bool run_hermes(tool_parse_step& out, bool at_end);
   bool run_llama3(tool_parse_step& out, bool at_end);
   bool run_mistral(tool_parse_step& out, bool at_end);
+  bool run_mistral_v11(tool_parse_step& out, size_t name_at, bool at_end);
   void emit_content(tool_parse_step& out, std::string_view text);
   void consume(size_t bytes); // drops released text from the front of pending_
   void add_call(tool_parse_step& out, tool_call call);

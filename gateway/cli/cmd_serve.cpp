@@ -73,7 +73,7 @@ const command_registrar registrar{
       app.add_option("--tool-call-parser", c->tool_call_parser,
                      "read tool calls out of the model's output into message.tool_calls: hermes (Qwen2.5, Qwen3: "
                      "<tool_call>{json}</tool_call>), llama3_json (Llama 3.1+: a JSON object, <|python_tag|> "
-                     "allowed), mistral ([TOOL_CALLS][...])")
+                     "allowed), mistral ([TOOL_CALLS][...], or [TOOL_CALLS]name[ARGS]{...})")
           ->check(CLI::IsMember({"hermes", "llama3_json", "mistral"}));
       app.add_flag("--enable-auto-tool-choice", c->enable_auto_tool_choice,
                    "allow tool_choice \"auto\" (the default when a request has tools); needs --tool-call-parser");

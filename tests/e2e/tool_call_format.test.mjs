@@ -21,6 +21,9 @@ const outputs = {
     + '{"name": "get_time", "parameters": {"tz": "Europe/Paris"}}',
   mistral: 'Checking. [TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}, '
     + '{"name": "get_time", "arguments": {"tz": "Europe/Paris"}}]',
+  // Mistral tokenizers v11+ (Mistral-Small-3.2, Magistral, Devstral): the marker per call
+  'mistral (v11)': 'Checking. [TOOL_CALLS]get_weather[ARGS]{"city": "Paris", "unit": "c"}'
+    + '[TOOL_CALLS]get_time[ARGS]{"tz": "Europe/Paris"}',
 };
 const expectedCalls = [
   { name: 'get_weather', arguments: { city: 'Paris', unit: 'c' } },
@@ -28,8 +31,9 @@ const expectedCalls = [
 ];
 
 describe('tool call format', () => {
-  for (const [parser, output] of Object.entries(outputs)) {
-    test(`${parser}: chat.completions.create gets message.tool_calls`, async () => {
+  for (const [label, output] of Object.entries(outputs)) {
+    const parser = label.split(' ')[0];
+    test(`${label}: chat.completions.create gets message.tool_calls`, async () => {
       const r = await clientAnswering(served(parser, output), 'application/json').chat.completions.create(request);
       const choice = r.choices[0];
       assert.equal(choice.finish_reason, 'tool_calls');
@@ -43,7 +47,7 @@ describe('tool call format', () => {
       assert.equal(choice.message.tool_calls[0].function.arguments, '{"city":"Paris","unit":"c"}');
     });
 
-    test(`${parser}: the SDK's stream helper assembles the streamed calls`, async () => {
+    test(`${label}: the SDK's stream helper assembles the streamed calls`, async () => {
       const sse = served(parser, output, { stream: true });
       const stream = clientAnswering(sse, 'text/event-stream').chat.completions.stream(request);
       const done = [];

@@ -160,6 +160,58 @@ TEST_CASE("mistral: [TOOL_CALLS] followed by a JSON array of calls", "[gateway][
   CHECK_FALSE(tool_parser_needs_special_tokens(tool_parser_kind::hermes));
 }
 
+TEST_CASE("mistral v11: [TOOL_CALLS]name[ARGS]{arguments}, the marker repeated per call", "[gateway][tools]") {
+  const auto k = tool_parser_kind::mistral;
+  check(k, R"([TOOL_CALLS]get_weather[ARGS]{"unit": "celsius", "city": "Paris"})",
+        {"", calls{{"get_weather", R"({"unit":"celsius","city":"Paris"})"}}});
+  check(k, R"(Let me check. [TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]get_time[ARGS]{"tz": "CET"})",
+        {"Let me check.", calls{{"get_weather", R"({"city":"Paris"})"}, {"get_time", R"({"tz":"CET"})"}}});
+  check(k, "[TOOL_CALLS]a.b-c_1[ARGS] {}\n[TOOL_CALLS]x[ARGS]{\"n\": [1, {\"m\": \"[ARGS]\"}]}\n",
+        {"", calls{{"a.b-c_1", "{}"}, {"x", R"({"n":[1,{"m":"[ARGS]"}]})"}}});
+  // Bad JSON, cut off, arguments that are not an object, no [ARGS]: the text stays content.
+  const std::string bad = R"([TOOL_CALLS]get_weather[ARGS]{"city": })";
+  check(k, bad, {bad, {}});
+  const std::string cut = R"([TOOL_CALLS]get_weather[ARGS]{"city": "Par)";
+  check(k, cut, {cut, {}});
+  check(k, "[TOOL_CALLS]f[ARGS][1, 2]", {"[TOOL_CALLS]f[ARGS][1, 2]", {}});
+  check(k, "[TOOL_CALLS]f[ARGS]nope", {"[TOOL_CALLS]f[ARGS]nope", {}});
+  check(k, "[TOOL_CALLS]get_weather", {"[TOOL_CALLS]get_weather", {}});
+  check(k, "[TOOL_CALLS]get weather[ARGS]{}", {"[TOOL_CALLS]get weather[ARGS]{}", {}});
+  check(k, "[TOOL_CALLS]f[ARG]{}", {"[TOOL_CALLS]f[ARG]{}", {}});
+  // A bad call does not hide a good one after it.
+  check(k, R"([TOOL_CALLS]f[ARGS]{"a": ]}[TOOL_CALLS]g[ARGS]{"b": 1})",
+        {R"([TOOL_CALLS]f[ARGS]{"a": ]})", calls{{"g", R"({"b":1})"}}});
+  check(k, R"([TOOL_CALLS]f[ARGS]{"a" 1} [TOOL_CALLS]g[ARGS]{})", {R"([TOOL_CALLS]f[ARGS]{"a" 1})", calls{{"g", "{}"}}});
+  // Both forms in one output.
+  check(k, R"([TOOL_CALLS][{"name": "a", "arguments": {}}][TOOL_CALLS]b[ARGS]{})", {"", calls{{"a", "{}"}, {"b", "{}"}}});
+}
+
+TEST_CASE("mistral v11: markers split at every byte across two stream pieces", "[gateway][tools]") {
+  const auto k = tool_parser_kind::mistral;
+  const std::string text = R"(Sure.[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]get_time[ARGS]{"tz": "CET"})";
+  const outcome expected{"Sure.", calls{{"get_weather", R"({"city":"Paris"})"}, {"get_time", R"({"tz":"CET"})"}}};
+  for (size_t cut = 0; cut <= text.size(); ++cut) {
+    INFO("cut after " << cut << " bytes");
+    tool_call_parser parser(k);
+    outcome o;
+    for (tool_parse_step s : {parser.add(text.substr(0, cut)), parser.add(text.substr(cut)), parser.finish()}) {
+      o.content += s.content;
+      for (const auto& c : s.calls)
+        o.calls.emplace_back(c.name, c.arguments);
+    }
+    CHECK(o == expected);
+  }
+  // A call is released as soon as its arguments close, before the output ends.
+  tool_call_parser parser(k);
+  CHECK(parser.add("[TOOL_CALLS]get_w").calls.empty());
+  CHECK(parser.add("eather[AR").calls.empty());
+  tool_parse_step s = parser.add("GS]{\"city\": \"Paris\"}");
+  REQUIRE(s.calls.size() == 1);
+  CHECK(s.calls[0].name == "get_weather");
+  CHECK(std::regex_match(s.calls[0].id, std::regex("[A-Za-z0-9]{9}")));
+  CHECK(s.content.empty());
+}
+
 TEST_CASE("tool parser names", "[gateway][tools]") {
   for (const char* name : {"hermes", "llama3_json", "mistral"}) {
     auto kind = tool_parser_from_name(name);
@@ -176,7 +228,8 @@ TEST_CASE("a long call streamed in small pieces costs linear time", "[gateway][t
   const std::string args = "{\"text\": \"" + value + "\"}";
   for (auto [kind, text] : {std::pair{tool_parser_kind::hermes, "<tool_call>{\"name\": \"w\", \"arguments\": " + args + "}</tool_call>"},
                             std::pair{tool_parser_kind::llama3_json, "{\"name\": \"w\", \"parameters\": " + args + "}"},
-                            std::pair{tool_parser_kind::mistral, "[TOOL_CALLS][{\"name\": \"w\", \"arguments\": " + args + "}]"}}) {
+                            std::pair{tool_parser_kind::mistral, "[TOOL_CALLS][{\"name\": \"w\", \"arguments\": " + args + "}]"},
+                            std::pair{tool_parser_kind::mistral, "[TOOL_CALLS]w[ARGS]" + args}}) {
     INFO(tool_parser_name(kind));
     const auto t0 = std::chrono::steady_clock::now();
     const outcome o = streamed(kind, text, 2);
