@@ -352,8 +352,12 @@ bool tool_call_parser::run_mistral(tool_parse_step& out, bool at_end) {
     for (auto& call : calls)
       add_call(out, std::move(call));
     consume(end);
-  } else { // not calls: the marker and what follows it are text
-    const size_t text_end = scanned == scan_result::complete ? end : pending_.size();
+  } else { // not calls: the marker and what follows it, up to where the JSON failed, are text
+    // (an unbalanced bracket is found at the same byte however the text was split, so a later
+    // call is read the same way streamed or not)
+    const size_t text_end = scanned == scan_result::complete  ? end
+                            : scanned == scan_result::invalid ? scan_.pos + 1
+                                                              : pending_.size();
     emit_content(out, std::string_view(pending_).substr(0, text_end));
     consume(text_end);
   }

@@ -152,6 +152,8 @@ TEST_CASE("mistral: [TOOL_CALLS] followed by a JSON array of calls", "[gateway][
   const std::string cut = R"([TOOL_CALLS][{"name": "a", "argum)";
   check(k, cut, {cut, {}});
   check(k, "[TOOL_CALLS] not json", {"[TOOL_CALLS] not json", {}});
+  // An unbalanced bracket ends the failed call there: a later call is still read.
+  check(k, R"([TOOL_CALLS][} [TOOL_CALLS][{"name": "a", "arguments": {}}])", {"[TOOL_CALLS][}", calls{{"a", "{}"}}});
   check(k, "a [TOOL_ b", {"a [TOOL_ b", {}});
 
   auto id = parse_tool_calls(k, R"([TOOL_CALLS][{"name": "a", "arguments": {}}])").calls.at(0).id;
