@@ -109,6 +109,9 @@ struct cuda_backend::impl {
   /// y = x w^T (+ bias) through the small-batch kernel or cuBLASLt, whichever was faster for
   /// this shape when timed in a warm-up run (cuBLASLt for shapes never timed).
   void linear(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k);
+  /// Whether linear() takes the small-batch kernel for this shape (times it once while the GEMM
+  /// runner is tuning, i.e. in the warm-up runs before graph capture).
+  bool small_gemm_chosen(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k);
   bool small_gemm_wins(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k);
 
   // cuda_step.cpp
@@ -142,6 +145,7 @@ struct cuda_backend::impl {
 
   // Activations [rows, columns] in the compute dtype.
   void* residual = nullptr; // [max_tokens, hidden]
+  void* residual_alt = nullptr; // [2, hidden]: the norm-fused GEMMs alternate residual buffers
   void* x = nullptr;        // [max_tokens, hidden]: normed input, then sublayer output
   void* qkv = nullptr;      // [max_tokens, q + 2 kv]
   void* attn = nullptr;     // [max_tokens, q]

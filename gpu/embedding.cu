@@ -2,6 +2,7 @@
 // allows, one block per output row.
 #include "gpu/cuda_check.hpp"
 #include "gpu/embedding.hpp"
+#include "gpu/pdl.cuh"
 
 #include <cuda_runtime.h>
 
@@ -11,6 +12,8 @@ namespace {
 template <typename V>
 __global__ void gather_rows_kernel(V* __restrict__ out, const V* __restrict__ table, const int32_t* __restrict__ ids,
                                    int64_t row_vecs, int64_t table_rows) {
+  pdl_launch_dependents(); // the next kernel may launch; it waits for this one in its own pdl_wait
+  pdl_wait();
   const int64_t row = blockIdx.x;
   const int32_t id = ids[row];
   V* dst = out + row * row_vecs;
@@ -29,8 +32,8 @@ void launch_gather(void* out, const void* table, const int32_t* ids, int64_t num
                    int64_t table_rows, cudaStream_t stream) {
   const int64_t row_vecs = row_bytes / int64_t(sizeof(V));
   const int threads = int(row_vecs >= 256 ? 256 : ((row_vecs + 31) / 32) * 32);
-  gather_rows_kernel<V><<<unsigned(num_rows), threads, 0, stream>>>(static_cast<V*>(out), static_cast<const V*>(table),
-                                                                    ids, row_vecs, table_rows);
+  launch_pdl(gather_rows_kernel<V>, dim3(unsigned(num_rows)), dim3(unsigned(threads)), 0, stream, static_cast<V*>(out),
+             static_cast<const V*>(table), ids, row_vecs, table_rows);
   ACTORSERVE_CUDA_CHECK_LAUNCH("gather_rows_kernel");
 }
 

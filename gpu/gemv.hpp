@@ -1,9 +1,10 @@
 #pragma once
 // Linear layers for decode-sized batches (at most 16 rows), where a GEMM is a stream over the
-// weight matrix: y[m, n] = x[m, k] * w[n, k]^T (+ bias[n]), bf16/fp16, fp32 accumulation on
-// tensor cores. cuBLASLt's kernels reach 2.2-2.6 TB/s on the narrow projections of an 8B
-// model at batch 1; this one splits K over the warps of a block so that every layer shape
-// keeps enough loads in flight to stream near the memory bandwidth.
+// weight matrix: y[m, n] = x[m, k] * w[n, k]^T (+ bias[n]), bf16/fp16, fp32 accumulation on tensor
+// cores. cuBLASLt's kernels reach 2.2-2.6 TB/s on the narrow projections of an 8B model at batch 1;
+// this one splits K over the warps of a block so that every layer shape keeps enough loads in
+// flight to stream near the memory bandwidth. Launched with programmatic dependent launch where
+// available (pdl.hpp): the first round of weight loads goes out before the dependency wait.
 
 #include "model/dtype.hpp"
 
@@ -16,9 +17,23 @@ namespace actorserve::gpu {
 /// 16-byte aligned x and w.
 bool small_gemm_supported(const void* x, const void* w, int64_t m, int64_t n, int64_t k, dtype type);
 
-/// y = x * w^T (+ bias), rows as in gemm_runner::run. Throws std::invalid_argument when the
-/// shape is not supported (check small_gemm_supported first).
+/// y = x * w^T (+ bias), rows as in gemm_runner::run. Throws std::invalid_argument when the shape
+/// is not supported (check small_gemm_supported first).
 void launch_small_gemm(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k,
                        dtype type, cudaStream_t stream);
+
+/// Whether launch_small_gemm_norm takes this shape: what small_gemm_supported takes, m <= 2 and k
+/// <= 4096 (the normalized rows live in the kernel's shared memory).
+bool small_gemm_norm_supported(const void* residual, const void* w, int64_t m, int64_t n, int64_t k, dtype type);
+
+/// RMSNorm in front of the linear layer, in one launch (decode batches):
+/// residual_out = residual_in (+ delta)        (rounded to the dtype; copied when delta is null)
+/// y = (norm_weight * to_dtype(residual_out * rsqrt(mean(residual_out^2) + eps))) * w^T (+ bias)
+/// Bit for bit what launch_fused_add_rmsnorm followed by launch_small_gemm computes. residual_out
+/// must not be residual_in (every block reads residual_in; block 0 writes residual_out), 16-byte
+/// aligned like delta and norm_weight. Throws std::invalid_argument when unsupported.
+void launch_small_gemm_norm(void* y, const void* residual_in, const void* delta, const void* norm_weight,
+                            void* residual_out, float eps, const void* w, const void* bias, int64_t m, int64_t n,
+                            int64_t k, dtype type, cudaStream_t stream);
 
 } // namespace actorserve::gpu

@@ -8,6 +8,7 @@
 #include "gpu/device_math.cuh"
 #include "gpu/paged_attention.hpp"
 #include "gpu/paged_attention_kernels.hpp"
+#include "gpu/pdl.cuh"
 
 namespace actorserve::gpu {
 namespace {
@@ -382,6 +383,8 @@ __global__ void __launch_bounds__(kThreads) combine_splits_kernel(paged_attentio
   __shared__ float inv_den_s[ROWS];
   __shared__ int active_s[kMaxSplits];
   __shared__ int num_active_s;
+  pdl_launch_dependents(); // the next kernel may launch; it waits for this one in its own pdl_wait
+  pdl_wait();
   const attention_work_item item = a.items[blockIdx.x];
   if (item.q_len <= 0)
     return;
@@ -470,7 +473,8 @@ __global__ void __launch_bounds__(kThreads) combine_splits_kernel(paged_attentio
 
 template <typename T, int D, int ROWS>
 void launch_combine(const paged_attention_args& a, cudaStream_t stream) {
-  combine_splits_kernel<T, D, ROWS><<<dim3(unsigned(a.num_items), unsigned(a.num_kv_heads)), kThreads, 0, stream>>>(a);
+  launch_pdl(combine_splits_kernel<T, D, ROWS>, dim3(unsigned(a.num_items), unsigned(a.num_kv_heads)), dim3(kThreads), 0,
+             stream, a);
   ACTORSERVE_CUDA_CHECK_LAUNCH("combine_splits_kernel");
 }
 

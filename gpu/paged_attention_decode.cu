@@ -19,6 +19,7 @@
 #include "gpu/device_math.cuh"
 #include "gpu/mma.cuh"
 #include "gpu/paged_attention_kernels.hpp"
+#include "gpu/pdl.cuh"
 
 namespace actorserve::gpu::detail {
 namespace {
@@ -48,6 +49,8 @@ __global__ void __launch_bounds__(kThreads, 3) decode_mma_kernel(paged_attention
   static_assert(ROWS <= 8, "one n-tile of query rows");
   __shared__ float m_s[kWarps][8], l_s[kWarps][8];
   __shared__ float o_s[kWarps][8][D];
+  pdl_launch_dependents(); // the next kernel may launch; it waits for this one in its own pdl_wait
+  pdl_wait();
 
   const attention_work_item item = a.items[blockIdx.x];
   if (item.q_len <= 0)
@@ -296,9 +299,9 @@ template <typename T, int D>
 void launch_for_rows(const paged_attention_args& a, int rows, cudaStream_t stream) {
   const dim3 grid(unsigned(a.num_items), unsigned(a.num_kv_heads), unsigned(a.num_splits));
   if (rows == 4)
-    decode_mma_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(a);
+    launch_pdl(decode_mma_kernel<T, D, 4>, grid, dim3(kThreads), 0, stream, a);
   else
-    decode_mma_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(a);
+    launch_pdl(decode_mma_kernel<T, D, 8>, grid, dim3(kThreads), 0, stream, a);
   ACTORSERVE_CUDA_CHECK_LAUNCH("decode_mma_kernel");
 }
 

@@ -3,6 +3,7 @@
 // the model dtype) so that bf16 results track transformers closely.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
+#include "gpu/pdl.cuh"
 #include "gpu/rmsnorm.hpp"
 
 namespace actorserve::gpu {
@@ -16,6 +17,8 @@ __global__ void __launch_bounds__(kThreads) fused_add_rmsnorm_kernel(T* __restri
                                                                      const T* __restrict__ weight, T* out,
                                                                      int64_t hidden, float eps) {
   __shared__ float scratch[32];
+  pdl_launch_dependents(); // the next kernel may launch; it waits for this one in its own pdl_wait
+  pdl_wait();
   const int64_t row = blockIdx.x;
   T* res = residual + row * hidden;
   const T* del = delta ? delta + row * hidden : nullptr;
@@ -69,6 +72,8 @@ __global__ void __launch_bounds__(kThreads) fused_add_rmsnorm_vec_kernel(T* __re
                                                                          int64_t hidden, float eps) {
   constexpr int kVec = 16 / int(sizeof(T));
   __shared__ float scratch[32];
+  pdl_launch_dependents(); // the next kernel may launch; it waits for this one in its own pdl_wait
+  pdl_wait();
   const int64_t row = blockIdx.x;
   const int num_vecs = int(hidden / kVec);
   uint4* res = reinterpret_cast<uint4*>(residual + row * hidden);
@@ -138,14 +143,14 @@ void launch_fused_add_rmsnorm(void* residual, const void* delta, const void* wei
     constexpr int64_t kVec = 16 / int64_t(sizeof(scalar_t));
     if (hidden % kVec == 0 && hidden / kVec <= int64_t(kMaxVecs) * kThreads && aligned16(residual) &&
         aligned16(weight) && aligned16(out) && (delta == nullptr || aligned16(delta))) {
-      fused_add_rmsnorm_vec_kernel<scalar_t><<<unsigned(rows), kThreads, 0, stream>>>(
-          static_cast<scalar_t*>(residual), static_cast<const scalar_t*>(delta), static_cast<const scalar_t*>(weight),
-          static_cast<scalar_t*>(out), hidden, eps);
+      launch_pdl(fused_add_rmsnorm_vec_kernel<scalar_t>, dim3(unsigned(rows)), dim3(kThreads), 0, stream,
+                 static_cast<scalar_t*>(residual), static_cast<const scalar_t*>(delta),
+                 static_cast<const scalar_t*>(weight), static_cast<scalar_t*>(out), hidden, eps);
       break;
     }
-    fused_add_rmsnorm_kernel<scalar_t><<<unsigned(rows), kThreads, 0, stream>>>(
-        static_cast<scalar_t*>(residual), static_cast<const scalar_t*>(delta), static_cast<const scalar_t*>(weight),
-        static_cast<scalar_t*>(out), hidden, eps);
+    launch_pdl(fused_add_rmsnorm_kernel<scalar_t>, dim3(unsigned(rows)), dim3(kThreads), 0, stream,
+               static_cast<scalar_t*>(residual), static_cast<const scalar_t*>(delta),
+               static_cast<const scalar_t*>(weight), static_cast<scalar_t*>(out), hidden, eps);
   });
   ACTORSERVE_CUDA_CHECK_LAUNCH("fused_add_rmsnorm_kernel");
 }

@@ -5,6 +5,7 @@
 // so the layer needs no separate KV write launch.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
+#include "gpu/pdl.cuh"
 #include "gpu/rotary.hpp"
 
 namespace actorserve::gpu {
@@ -14,6 +15,8 @@ constexpr int kThreads = 128;
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) rotary_kernel(rotary_args a) {
+  pdl_launch_dependents(); // the next kernel may launch; it waits for this one in its own pdl_wait
+  pdl_wait();
   const int64_t token = blockIdx.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   constexpr int kWarps = kThreads / 32;
@@ -78,7 +81,7 @@ void launch_rotary(const rotary_args& args, dtype type, cudaStream_t stream) {
       (args.key_cache != nullptr && args.slot_mapping == nullptr))
     throw std::invalid_argument("rotary: key_cache, value_cache and slot_mapping go together");
   const dim3 grid(unsigned(args.num_tokens), unsigned((heads + kThreads / 32 - 1) / (kThreads / 32)));
-  ACTORSERVE_DISPATCH_FLOAT(type, "rotary", { rotary_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(args); });
+  ACTORSERVE_DISPATCH_FLOAT(type, "rotary", { launch_pdl(rotary_kernel<scalar_t>, grid, dim3(kThreads), 0, stream, args); });
   ACTORSERVE_CUDA_CHECK_LAUNCH("rotary_kernel");
 }
 

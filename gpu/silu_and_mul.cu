@@ -1,6 +1,7 @@
 // SiLU-and-multiply over the fused gate_up activations; grid-stride, 2D grid (row, column chunk).
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
+#include "gpu/pdl.cuh"
 #include "gpu/silu_and_mul.hpp"
 
 namespace actorserve::gpu {
@@ -11,6 +12,8 @@ constexpr int kThreads = 256;
 template <typename T>
 __global__ void __launch_bounds__(kThreads) silu_and_mul_kernel(T* __restrict__ out, const T* __restrict__ in,
                                                                 int64_t width) {
+  pdl_launch_dependents(); // the next kernel may launch; it waits for this one in its own pdl_wait
+  pdl_wait();
   const int64_t row = blockIdx.y;
   const T* gate = in + row * 2 * width;
   const T* up = gate + width;
@@ -27,6 +30,8 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) silu_and_mul_vec_kernel(T* __restrict__ out, const T* __restrict__ in,
                                                                     int64_t width) {
   constexpr int kVec = 16 / int(sizeof(T));
+  pdl_launch_dependents(); // the next kernel may launch; it waits for this one in its own pdl_wait
+  pdl_wait();
   const int64_t row = blockIdx.y, vecs = width / kVec;
   const uint4* gate = reinterpret_cast<const uint4*>(in + row * 2 * width);
   const uint4* up = reinterpret_cast<const uint4*>(in + row * 2 * width + width);
@@ -58,12 +63,12 @@ void launch_silu_and_mul(void* out, const void* in, int64_t rows, int64_t width,
     constexpr int64_t kVec = 16 / int64_t(sizeof(scalar_t));
     if (aligned && width % kVec == 0) {
       const int64_t vec_blocks = (width / kVec + kThreads - 1) / kThreads; // one chunk per thread
-      silu_and_mul_vec_kernel<scalar_t><<<dim3(unsigned(vec_blocks), unsigned(rows)), kThreads, 0, stream>>>(
-          static_cast<scalar_t*>(out), static_cast<const scalar_t*>(in), width);
+      launch_pdl(silu_and_mul_vec_kernel<scalar_t>, dim3(unsigned(vec_blocks), unsigned(rows)), dim3(kThreads), 0,
+                 stream, static_cast<scalar_t*>(out), static_cast<const scalar_t*>(in), width);
       break;
     }
-    silu_and_mul_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(static_cast<scalar_t*>(out),
-                                                                 static_cast<const scalar_t*>(in), width);
+    launch_pdl(silu_and_mul_kernel<scalar_t>, grid, dim3(kThreads), 0, stream, static_cast<scalar_t*>(out),
+               static_cast<const scalar_t*>(in), width);
   });
   ACTORSERVE_CUDA_CHECK_LAUNCH("silu_and_mul_kernel");
 }

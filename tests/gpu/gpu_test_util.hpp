@@ -69,8 +69,12 @@ public:
     return static_cast<T*>(ptr_);
   }
   size_t bytes() const { return bytes_; }
-  /// Fills every byte with 0xff (NaN in every float dtype): unwritten outputs show up.
-  void poison() { ACTORSERVE_CUDA_CHECK(cudaMemset(ptr_, 0xff, bytes_)); }
+  /// Fills every byte with 0xff (NaN in every float dtype): unwritten outputs show up. Waits for
+  /// the fill, so that kernels on a non-blocking stream cannot run before it.
+  void poison() {
+    ACTORSERVE_CUDA_CHECK(cudaMemset(ptr_, 0xff, bytes_));
+    ACTORSERVE_CUDA_CHECK(cudaDeviceSynchronize());
+  }
 
 private:
   void* ptr_ = nullptr;
