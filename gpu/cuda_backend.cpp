@@ -134,7 +134,6 @@ void cuda_backend::impl::allocate_buffers() {
   };
   const size_t t = size_t(max_tokens);
   residual = alloc(t * size_t(hidden) * elem);
-  residual_alt = alloc(size_t(2) * size_t(hidden) * elem); // decode rows of the norm-fused GEMMs
   x = alloc(t * size_t(hidden) * elem);
   qkv = alloc(t * size_t(qkv_cols) * elem);
   attn = alloc(t * size_t(config.q_size()) * elem);

@@ -145,7 +145,6 @@ struct cuda_backend::impl {
 
   // Activations [rows, columns] in the compute dtype.
   void* residual = nullptr; // [max_tokens, hidden]
-  void* residual_alt = nullptr; // [2, hidden]: the norm-fused GEMMs alternate residual buffers
   void* x = nullptr;        // [max_tokens, hidden]: normed input, then sublayer output
   void* qkv = nullptr;      // [max_tokens, q + 2 kv]
   void* attn = nullptr;     // [max_tokens, q]

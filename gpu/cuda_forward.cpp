@@ -9,8 +9,6 @@
 #include "gpu/silu_and_mul.hpp"
 
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 namespace actorserve::gpu {
 
@@ -104,42 +102,14 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
   rope.head_dim = int32_t(c.head_dim);
   rope.slot_mapping = slots.device();
 
-  // Opt-in (ACTORSERVE_FUSE_NORM=1), for decode batches (m <= 2) where the small GEMM runs the qkv
-  // and gate_up projections: the RMSNorm in front of each runs inside its kernel (no norm launch,
-  // no round trip through x). Every block reads the residual, so the kernel writes the new residual
-  // to the other buffer: `residual` before the attention block, residual_alt before the MLP block.
-  // Off by default: measured on the H200 (PERF.md, run 7) the step got 0.2 ms slower, since each of
-  // the gate_up projection's 1,792 blocks recomputes the norm before its first mma.
-  static const bool fuse_norm_allowed = [] {
-    const char* env = std::getenv("ACTORSERVE_FUSE_NORM");
-    return env && std::string(env) == "1";
-  }();
-  bool fuse_norm = fuse_norm_allowed && c.num_hidden_layers > 0;
-  for (int64_t l = 0; fuse_norm && l < c.num_hidden_layers; ++l) {
-    const device_layer_weights& w = weights->layers[size_t(l)];
-    fuse_norm = small_gemm_norm_supported(residual, w.qkv, m, qkv_cols, hidden, type) &&
-                small_gemm_norm_supported(residual, w.gate_up, m, 2 * inter, hidden, type);
-  }
-  if (fuse_norm) {
-    const device_layer_weights& w0 = weights->layers[0];
-    fuse_norm = small_gemm_chosen(qkv, x, w0.qkv, w0.qkv_bias, m, qkv_cols, hidden) &&
-                small_gemm_chosen(gate_up, x, w0.gate_up, nullptr, m, 2 * inter, hidden);
-  }
-
   launch_embedding(residual, weights->embed, token_ids.device(), m, hidden, c.vocab_size, type, stream);
   mark("embedding");
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const device_layer_weights& w = weights->layers[size_t(l)];
-    if (fuse_norm) {
-      launch_small_gemm_norm(qkv, residual, l == 0 ? nullptr : x, w.input_norm, residual_alt, eps, w.qkv, w.qkv_bias,
-                             m, qkv_cols, hidden, type, stream);
-      mark("gemm_qkv_norm");
-    } else {
-      launch_fused_add_rmsnorm(residual, l == 0 ? nullptr : x, w.input_norm, x, m, hidden, eps, type, stream);
-      mark("norm");
-      linear(qkv, x, w.qkv, w.qkv_bias, m, qkv_cols, hidden);
-      mark("gemm_qkv");
-    }
+    launch_fused_add_rmsnorm(residual, l == 0 ? nullptr : x, w.input_norm, x, m, hidden, eps, type, stream);
+    mark("norm");
+    linear(qkv, x, w.qkv, w.qkv_bias, m, qkv_cols, hidden);
+    mark("gemm_qkv");
     rope.q_norm_weight = w.q_norm;
     rope.k_norm_weight = w.k_norm;
     rope.key_cache = k_cache(l); // rotary also stores this step's K/V into the paged cache
@@ -163,16 +133,10 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
     mark("attention");
     linear(x, attn, w.o, nullptr, m, hidden, q_size);
     mark("gemm_o");
-    if (fuse_norm) {
-      launch_small_gemm_norm(gate_up, residual_alt, x, w.post_norm, residual, eps, w.gate_up, nullptr, m, 2 * inter,
-                             hidden, type, stream);
-      mark("gemm_gate_up_norm");
-    } else {
-      launch_fused_add_rmsnorm(residual, x, w.post_norm, x, m, hidden, eps, type, stream);
-      mark("norm");
-      linear(gate_up, x, w.gate_up, nullptr, m, 2 * inter, hidden);
-      mark("gemm_gate_up");
-    }
+    launch_fused_add_rmsnorm(residual, x, w.post_norm, x, m, hidden, eps, type, stream);
+    mark("norm");
+    linear(gate_up, x, w.gate_up, nullptr, m, 2 * inter, hidden);
+    mark("gemm_gate_up");
     launch_silu_and_mul(act, gate_up, m, inter, type, stream);
     mark("silu_mul");
     linear(x, act, w.down, nullptr, m, hidden, inter);

@@ -11,11 +11,6 @@
 // Programmatic dependent launch (pdl.cuh): the weights never depend on the kernel before, so each
 // block issues its first round of weight loads, lets the next kernel launch, and only then waits
 // for the previous kernel's output.
-//
-// The NORM variant takes the residual instead of x and computes the fused add + RMSNorm in front
-// (exactly as rmsnorm.cu does) into shared memory before the main loop: at decode batch sizes the
-// row is 8 KB, every block recomputes it from L2 while its first weights are in flight, and the
-// separate norm launch and its round trip are gone.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
 #include "gpu/gemv.hpp"
@@ -68,91 +63,13 @@ __device__ __forceinline__ void mma_ordered<__half>(float (&d)[4], const uint32_
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/// The RMSNorm in front of the NORM variant (see gemv.hpp's launch_small_gemm_norm).
-template <typename T> struct norm_input {
-  const T* delta = nullptr;  // [m, k], added to the residual first (nullptr: none)
-  const T* weight = nullptr; // [k]
-  T* residual_out = nullptr; // [m, k]: residual (+ delta), written by block 0
-  float eps = 0.0f;
-};
-
-constexpr int kNormMaxVecs = 2; // 16-byte pieces per thread and row: k <= 2 * 8 * 256 = 4096
-
-/// NORM prologue: act[r] = weight * to_T(v * rsqrt(mean(v^2) + eps)) with v = residual[r] (+
-/// delta[r]) rounded to T, for the m rows, into shared memory. The same pieces per thread, the same
-/// order of the sum of squares and the same block reduction as fused_add_rmsnorm_vec_kernel
-/// (rmsnorm.cu), so the activation has exactly that kernel's bits.
-template <typename T>
-__device__ __forceinline__ void norm_prologue(T* act, int act_stride, const T* residual, const norm_input<T>& nrm,
-                                              int m, int k) {
-  constexpr int kVec = 8;
-  __shared__ float scratch[32];
-  const int num_vecs = k / kVec;
-  const bool writer = blockIdx.x == 0;
-  for (int r = 0; r < m; ++r) {
-    const T* res = residual + int64_t(r) * k;
-    const T* del = nrm.delta ? nrm.delta + int64_t(r) * k : nullptr;
-    uint4 r_raw[kNormMaxVecs], d_raw[kNormMaxVecs], w_raw[kNormMaxVecs];
-#pragma unroll
-    for (int j = 0; j < kNormMaxVecs; ++j) {
-      const int i = threadIdx.x + j * kThreads;
-      if (i < num_vecs) {
-        r_raw[j] = load_activation(res + kVec * i);
-        d_raw[j] = del ? load_activation(del + kVec * i) : make_uint4(0, 0, 0, 0);
-        w_raw[j] = __ldg(reinterpret_cast<const uint4*>(nrm.weight) + i);
-      }
-    }
-    float v[kNormMaxVecs][kVec];
-    float sum_sq = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kNormMaxVecs; ++j) {
-      const int i = threadIdx.x + j * kThreads;
-      if (i >= num_vecs)
-        continue;
-      const T* rt = reinterpret_cast<const T*>(&r_raw[j]);
-      const T* dt = reinterpret_cast<const T*>(&d_raw[j]);
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) {
-        v[j][e] = del ? round_to<T>(to_float(rt[e]) + to_float(dt[e])) : to_float(rt[e]);
-        sum_sq += v[j][e] * v[j][e];
-      }
-      if (writer) {
-        uint4 packed;
-        T* p = reinterpret_cast<T*>(&packed);
-#pragma unroll
-        for (int e = 0; e < kVec; ++e)
-          p[e] = from_float<T>(v[j][e]);
-        *reinterpret_cast<uint4*>(nrm.residual_out + int64_t(r) * k + kVec * i) = packed;
-      }
-    }
-    const float total = block_sum(sum_sq, scratch);
-    const float inv_rms = rsqrtf(total / float(k) + nrm.eps);
-#pragma unroll
-    for (int j = 0; j < kNormMaxVecs; ++j) {
-      const int i = threadIdx.x + j * kThreads;
-      if (i >= num_vecs)
-        continue;
-      const T* wt = reinterpret_cast<const T*>(&w_raw[j]);
-      uint4 packed;
-      T* p = reinterpret_cast<T*>(&packed);
-#pragma unroll
-      for (int e = 0; e < kVec; ++e)
-        p[e] = from_float<T>(to_float(wt[e]) * round_to<T>(v[j][e] * inv_rms));
-      *reinterpret_cast<uint4*>(act + r * act_stride + kVec * i) = packed;
-    }
-  }
-  __syncthreads();
-}
-
 // Two blocks per multiprocessor: without the minimum, ptxas caps the kernel near 64 registers and
-// interleaves loads with mmas, which leaves one chunk in flight per warp. NORM: x is the residual;
-// the block computes the normalized activation into shared memory first (norm_prologue).
-template <typename T, int MT, bool NORM>
+// interleaves loads with mmas, which leaves one chunk in flight per warp.
+template <typename T, int MT>
 __global__ void __launch_bounds__(kThreads, 2)
     small_gemm_kernel(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
-                      int m, int n, int k, norm_input<T> nrm) {
+                      int m, int n, int k) {
   __shared__ float partial[kWarps][MT * 8][kRows]; // [warp][x row][feature]
-  extern __shared__ uint4 act_smem[];              // NORM: [m][k + 8] of T
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int n0 = blockIdx.x * kRows;
   const int chunks = k / 32;
@@ -160,7 +77,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const T* w_hi = w_lo + int64_t(8) * k;
 
   // The weights do not depend on the kernel before: the first round's loads go out before the
-  // dependency wait, so they overlap that kernel's tail (and the prologue below).
+  // dependency wait, so they overlap that kernel's tail.
   uint4 wa[kUnroll], wb[kUnroll];
   int c0 = warp;
   bool preloaded = c0 + (kUnroll - 1) * kWarps < chunks;
@@ -174,18 +91,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   pdl_launch_dependents();
   pdl_wait();
 
-  T* act = reinterpret_cast<T*>(act_smem);
-  const int act_stride = k + 8; // 16 bytes of padding: the 8 rows g of a load hit different banks
-  if constexpr (NORM)
-    norm_prologue<T>(act, act_stride, x, nrm, m, k);
-
   const T* x_row[MT];
   bool x_valid[MT];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
     x_valid[mt] = 8 * mt + g < m;
     const int r = x_valid[mt] ? 8 * mt + g : 0;
-    x_row[mt] = NORM ? act + r * act_stride + 8 * t4 : x + int64_t(r) * k + 8 * t4;
+    x_row[mt] = x + int64_t(r) * k + 8 * t4;
   }
   float acc[MT][4];
 #pragma unroll
@@ -204,12 +116,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   };
   auto load_x = [&](int c, uint4 (&xb)[MT]) {
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-      if constexpr (NORM)
-        xb[mt] = x_valid[mt] ? *reinterpret_cast<const uint4*>(x_row[mt] + 32 * c) : make_uint4(0, 0, 0, 0);
-      else
-        xb[mt] = x_valid[mt] ? load_activation(x_row[mt] + 32 * c) : make_uint4(0, 0, 0, 0);
-    }
+    for (int mt = 0; mt < MT; ++mt)
+      xb[mt] = x_valid[mt] ? load_activation(x_row[mt] + 32 * c) : make_uint4(0, 0, 0, 0);
   };
   // Full rounds: kUnroll chunks per warp, every load issued before the first mma.
   for (; c0 + (kUnroll - 1) * kWarps < chunks; c0 += kWarps * kUnroll) {
@@ -256,30 +164,24 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-constexpr int64_t kNormMaxRows = 2; // the prologue normalizes row after row
-
-template <typename T, int MT, bool NORM>
+template <typename T, int MT>
 void launch_kernel(T* y, const T* x, const T* w, const T* bias, int64_t m, int64_t n, int64_t k,
-                   const norm_input<T>& nrm, cudaStream_t stream) {
-  auto* kernel = small_gemm_kernel<T, MT, NORM>;
-  const size_t smem = NORM ? size_t(m) * size_t(k + 8) * sizeof(T) : 0;
-  launch_pdl(kernel, dim3(unsigned(n / kRows)), dim3(kThreads), smem, stream, y, x, w, bias, int(m), int(n), int(k),
-             nrm);
+                   cudaStream_t stream) {
+  launch_pdl(small_gemm_kernel<T, MT>, dim3(unsigned(n / kRows)), dim3(kThreads), 0, stream, y, x, w, bias, int(m),
+             int(n), int(k));
 }
 
 template <typename T>
 void launch_typed(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k,
-                  const norm_input<T>* nrm, cudaStream_t stream) {
+                  cudaStream_t stream) {
   auto* yt = static_cast<T*>(y);
   auto* xt = static_cast<const T*>(x);
   auto* wt = static_cast<const T*>(w);
   auto* bt = static_cast<const T*>(bias);
-  if (nrm)
-    launch_kernel<T, 1, true>(yt, xt, wt, bt, m, n, k, *nrm, stream);
-  else if (m <= 8)
-    launch_kernel<T, 1, false>(yt, xt, wt, bt, m, n, k, {}, stream);
+  if (m <= 8)
+    launch_kernel<T, 1>(yt, xt, wt, bt, m, n, k, stream);
   else
-    launch_kernel<T, 2, false>(yt, xt, wt, bt, m, n, k, {}, stream);
+    launch_kernel<T, 2>(yt, xt, wt, bt, m, n, k, stream);
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -297,36 +199,9 @@ void launch_small_gemm(void* y, const void* x, const void* w, const void* bias, 
     throw std::invalid_argument("small_gemm: unsupported shape or dtype (m " + std::to_string(m) + ", n " +
                                 std::to_string(n) + ", k " + std::to_string(k) + ")");
   if (type == dtype::bf16)
-    launch_typed<__nv_bfloat16>(y, x, w, bias, m, n, k, nullptr, stream);
+    launch_typed<__nv_bfloat16>(y, x, w, bias, m, n, k, stream);
   else
-    launch_typed<__half>(y, x, w, bias, m, n, k, nullptr, stream);
-}
-
-bool small_gemm_norm_supported(const void* residual, const void* w, int64_t m, int64_t n, int64_t k, dtype type) {
-  return m <= kNormMaxRows && k <= int64_t(kNormMaxVecs) * kThreads * 8 &&
-         small_gemm_supported(residual, w, m, n, k, type);
-}
-
-void launch_small_gemm_norm(void* y, const void* residual_in, const void* delta, const void* norm_weight,
-                            void* residual_out, float eps, const void* w, const void* bias, int64_t m, int64_t n,
-                            int64_t k, dtype type, cudaStream_t stream) {
-  if (!small_gemm_norm_supported(residual_in, w, m, n, k, type) || !aligned16(residual_out) ||
-      !aligned16(norm_weight) || (delta && !aligned16(delta)) || residual_out == residual_in)
-    throw std::invalid_argument("small_gemm_norm: unsupported shape, dtype or buffers (m " + std::to_string(m) +
-                                ", n " + std::to_string(n) + ", k " + std::to_string(k) + ")");
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    norm_input<T> nrm;
-    nrm.delta = static_cast<const T*>(delta);
-    nrm.weight = static_cast<const T*>(norm_weight);
-    nrm.residual_out = static_cast<T*>(residual_out);
-    nrm.eps = eps;
-    launch_typed<T>(y, residual_in, w, bias, m, n, k, &nrm, stream);
-  };
-  if (type == dtype::bf16)
-    run(__nv_bfloat16{});
-  else
-    run(__half{});
+    launch_typed<__half>(y, x, w, bias, m, n, k, stream);
 }
 
 } // namespace actorserve::gpu

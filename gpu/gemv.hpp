@@ -22,18 +22,4 @@ bool small_gemm_supported(const void* x, const void* w, int64_t m, int64_t n, in
 void launch_small_gemm(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k,
                        dtype type, cudaStream_t stream);
 
-/// Whether launch_small_gemm_norm takes this shape: what small_gemm_supported takes, m <= 2 and k
-/// <= 4096 (the normalized rows live in the kernel's shared memory).
-bool small_gemm_norm_supported(const void* residual, const void* w, int64_t m, int64_t n, int64_t k, dtype type);
-
-/// RMSNorm in front of the linear layer, in one launch (decode batches):
-/// residual_out = residual_in (+ delta)        (rounded to the dtype; copied when delta is null)
-/// y = (norm_weight * to_dtype(residual_out * rsqrt(mean(residual_out^2) + eps))) * w^T (+ bias)
-/// Bit for bit what launch_fused_add_rmsnorm followed by launch_small_gemm computes. residual_out
-/// must not be residual_in (every block reads residual_in; block 0 writes residual_out), 16-byte
-/// aligned like delta and norm_weight. Throws std::invalid_argument when unsupported.
-void launch_small_gemm_norm(void* y, const void* residual_in, const void* delta, const void* norm_weight,
-                            void* residual_out, float eps, const void* w, const void* bias, int64_t m, int64_t n,
-                            int64_t k, dtype type, cudaStream_t stream);
-
 } // namespace actorserve::gpu
