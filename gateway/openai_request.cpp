@@ -249,6 +249,27 @@ json template_tool_calls(const json& calls, const std::string& param) {
   return out;
 }
 
+// An assistant's reasoning sent back in the history. Recent vLLM reads `reasoning`, older
+// versions and many clients use `reasoning_content` (our responses carry both, equal), so
+// either is taken; both given with different texts is ambiguous. Other roles may not carry
+// it, as they may not carry tool_calls: no template reads it there.
+std::optional<std::string> parse_reasoning(const json_fields& f, const std::string& role) {
+  auto reasoning_content = f.string("reasoning_content");
+  auto reasoning = f.string("reasoning");
+  const char* given = reasoning_content ? "reasoning_content" : "reasoning";
+  if (!reasoning_content && !reasoning)
+    return std::nullopt;
+  if (role != "assistant")
+    throw invalid_request(std::string("Invalid parameter: only messages with role 'assistant' may have '") + given +
+                              "'.",
+                          f.param(given));
+  if (reasoning_content && reasoning && *reasoning_content != *reasoning)
+    throw invalid_request("Invalid parameter: 'reasoning_content' and 'reasoning' differ; send one of them (they "
+                          "are two names of the same text).",
+                          f.param("reasoning"));
+  return reasoning_content ? reasoning_content : reasoning;
+}
+
 std::vector<chat_message> parse_messages(const json_fields& f) {
   const json* v = f.get("messages");
   if (!v)
@@ -290,6 +311,7 @@ std::vector<chat_message> parse_messages(const json_fields& f) {
         mf.wrong_type("tool_calls", "an array");
       m.tool_calls = template_tool_calls(*calls, prefix + "tool_calls");
     }
+    m.reasoning = parse_reasoning(mf, m.role);
     if (!m.has_content && m.tool_calls.is_null())
       missing(prefix + "content");
     messages.push_back(std::move(m));

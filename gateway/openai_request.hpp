@@ -77,6 +77,10 @@ struct chat_message {
   /// null, or the assistant's tool_calls array as sent, except that each call's `arguments`
   /// JSON string is parsed into an object (vLLM does the same for the chat template).
   nlohmann::ordered_json tool_calls;
+  /// An assistant's earlier chain of thought as the client sends it back (`reasoning_content`
+  /// or `reasoning`, what --reasoning-parser returned); templates such as Qwen3's re-emit it
+  /// as <think>...</think> for the turns after the last user query.
+  std::optional<std::string> reasoning;
 };
 
 struct chat_request {

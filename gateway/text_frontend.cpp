@@ -63,6 +63,11 @@ ordered_json message_json(const chat_message& m) {
     j["tool_call_id"] = m.tool_call_id;
   if (!m.tool_calls.is_null())
     j["tool_calls"] = m.tool_calls;
+  // Under both names, as vLLM passes it to templates: Qwen3's reads reasoning_content.
+  if (m.reasoning) {
+    j["reasoning"] = *m.reasoning;
+    j["reasoning_content"] = *m.reasoning;
+  }
   return j;
 }
 

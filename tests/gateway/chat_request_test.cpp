@@ -100,6 +100,41 @@ TEST_CASE("chat: bad messages", "[gateway][request]") {
   require_error(R"({"messages":[{"role":"user","content":"x","tool_calls":[]}]})", 400, "messages[0].tool_calls");
 }
 
+TEST_CASE("chat: an assistant's reasoning comes back as reasoning_content or reasoning", "[gateway][request]") {
+  auto r = parse(R"({"model":"tiny","messages":[
+    {"role":"user","content":"q"},
+    {"role":"assistant","content":"a","reasoning_content":"think 1"},
+    {"role":"assistant","content":"b","reasoning":"think 2"},
+    {"role":"assistant","content":"c","reasoning_content":"same","reasoning":"same"},
+    {"role":"assistant","content":"d","reasoning_content":null,"reasoning":null},
+    {"role":"assistant","content":"e","reasoning_content":""},
+    {"role":"user","content":"u","reasoning":null}]})");
+  REQUIRE(r.messages.size() == 7);
+  CHECK(r.messages[0].reasoning == std::nullopt);
+  CHECK(r.messages[1].reasoning == "think 1");
+  CHECK(r.messages[2].reasoning == "think 2");
+  CHECK(r.messages[3].reasoning == "same");
+  CHECK(r.messages[4].reasoning == std::nullopt); // null is "not given"
+  CHECK(r.messages[5].reasoning == "");          // empty is given: the template decides
+  CHECK(r.messages[6].reasoning == std::nullopt);
+
+  auto message = [](const std::string& fields) {
+    return R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a",)" + fields + "}]}";
+  };
+  require_error(message(R"("reasoning_content":5)"), 400, "messages[1].reasoning_content", "invalid_type");
+  require_error(message(R"("reasoning":["x"])"), 400, "messages[1].reasoning", "invalid_type");
+  require_error(message(R"("reasoning_content":{"text":"x"})"), 400, "messages[1].reasoning_content", "invalid_type");
+  require_error(message(R"("reasoning_content":"x","reasoning":true)"), 400, "messages[1].reasoning", "invalid_type");
+  require_error(message(R"("reasoning_content":"x","reasoning":"y")"), 400, "messages[1].reasoning");
+  auto e = chat_error(R"({"messages":[{"role":"user","content":"q","reasoning_content":"x"}]})");
+  REQUIRE(e);
+  CHECK(e->status == 400);
+  CHECK(e->param == "messages[0].reasoning_content");
+  CHECK_THAT(e->message, Catch::Contains("only messages with role 'assistant'"));
+  require_error(R"({"messages":[{"role":"tool","content":"q","tool_call_id":"c","reasoning":"x"}]})", 400,
+                "messages[0].reasoning");
+}
+
 TEST_CASE("chat: shared parameter checks apply", "[gateway][request]") {
   require_error(R"({"model":"nope","messages":[{"role":"user","content":"x"}]})", 404, "model", "model_not_found");
   require_error(R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})", 400, "max_tokens",
