@@ -1,10 +1,14 @@
 #pragma once
 // Helpers shared by the test suites.
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <stdexcept>
 #include <string>
+
+#include <sys/wait.h>
 
 namespace actorserve::testing {
 
@@ -37,5 +41,27 @@ public:
 private:
   std::filesystem::path path_;
 };
+
+/// What a shell command wrote to stdout, and how it ended.
+struct command_result {
+  std::string out; // stdout only: stderr is wherever the command line sends it (2>&1, a file)
+  int status = -1; // exit status; -1 when the command did not exit (killed by a signal)
+};
+
+/// Runs `shell_command` through /bin/sh and reads its stdout to the end. Throws
+/// std::runtime_error when the shell cannot be started (no Catch here, so helpers outside a
+/// test case can use it too).
+inline command_result run_command(const std::string& shell_command) {
+  FILE* pipe = ::popen(shell_command.c_str(), "r");
+  if (!pipe)
+    throw std::runtime_error("cannot run: " + shell_command);
+  command_result r;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe))
+    r.out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  r.status = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
 
 } // namespace actorserve::testing

@@ -4,9 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdio>
 #include <fstream>
-#include <sys/wait.h>
 
 using namespace actorserve::testing::chat;
 
@@ -25,15 +23,10 @@ cli_result run_cli(const std::string& args, const std::string& input) {
   std::ofstream(in_path, std::ios::binary) << input;
   std::string cmd = actorserve::testing::executable().string() + " chat-template " + args + " < '" + in_path.string() +
                     "' 2> '" + err_path.string() + "'";
+  auto run = actorserve::testing::run_command(cmd);
   cli_result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  char buffer[4096];
-  std::size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    r.out.append(buffer, n);
-  int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.status = run.status;
+  r.out = std::move(run.out);
   r.err = read_file(err_path);
   return r;
 }

@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -15,15 +14,8 @@ namespace {
 
 // stdout + stderr of a command, and its exit status.
 std::pair<std::string, int> run(const std::string& args) {
-  const std::string cmd = executable().string() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p))
-    out.append(buf, n);
-  const int status = pclose(p);
-  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+  auto r = run_command(executable().string() + " " + args + " 2>&1");
+  return {r.out, r.status};
 }
 
 } // namespace

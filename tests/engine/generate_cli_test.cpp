@@ -5,24 +5,15 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <fstream>
-#include <sys/wait.h>
 
 using namespace actorserve::testing;
 
 namespace {
 
 std::pair<std::string, int> run_cli(const std::string& args, bool merge_stderr = false) {
-  const std::string cmd = executable().string() + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p))
-    out.append(buf, n);
-  const int status = pclose(p);
-  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+  auto r = run_command(executable().string() + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null"));
+  return {r.out, r.status};
 }
 
 std::vector<nlohmann::json> json_lines(const std::string& text) {

@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <fstream>
 
 using namespace actorserve;
@@ -12,26 +11,11 @@ using namespace actorserve::testing;
 
 namespace {
 
-struct run_result {
-  int status = -1;
-  std::string out;
-};
-
-run_result run_cli(const std::string& args, const std::string& input) {
+command_result run_cli(const std::string& args, const std::string& input) {
   temp_dir dir;
   auto in_path = dir.path() / "stdin";
   std::ofstream(in_path, std::ios::binary) << input;
-  std::string cmd = executable().string() + " tokenize " + args + " < " + in_path.string() + " 2>/dev/null";
-  run_result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    r.out.append(buffer, n);
-  int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return run_command(executable().string() + " tokenize " + args + " < " + in_path.string() + " 2>/dev/null");
 }
 
 } // namespace
