@@ -1,43 +1,18 @@
 #include "model/byte_tokenizer.hpp"
 
+#include "model/tokenizer/byte_level.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace actorserve {
 
 namespace {
 
-bool printable_latin1(uint8_t b) { return (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae; }
-
-std::string utf8(char32_t cp) {
-  std::string out;
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xc0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3f));
-  } else {
-    out += char(0xe0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3f));
-    out += char(0x80 | (cp & 0x3f));
-  }
-  return out;
-}
-
 nlohmann::ordered_json byte_level(bool add_prefix_space) {
   return {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"trim_offsets", true}, {"use_regex", true}};
 }
 
 } // namespace
-
-char32_t byte_level_code_point(uint8_t b) {
-  if (printable_latin1(b))
-    return b;
-  // The non-printable bytes take U+0100, U+0101, ... in byte order.
-  char32_t n = 0;
-  for (int c = 0; c < b; ++c)
-    n += printable_latin1(uint8_t(c)) ? 0 : 1;
-  return 0x100 + n;
-}
 
 std::string byte_tokenizer_json() {
   nlohmann::ordered_json added = nlohmann::ordered_json::array();
@@ -51,8 +26,11 @@ std::string byte_tokenizer_json() {
                      {"normalized", false},
                      {"special", true}});
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
-  for (int b = 0; b < 256; ++b)
-    vocab[utf8(byte_level_code_point(uint8_t(b)))] = b;
+  for (int b = 0; b < 256; ++b) {
+    std::string piece; // byte b spelled with the table our tokenizer reads it back with
+    tokenization::append_byte_level(piece, std::string(1, static_cast<char>(b)));
+    vocab[piece] = b;
+  }
   nlohmann::ordered_json t;
   t["version"] = "1.0";
   t["truncation"] = nullptr;

@@ -2,7 +2,8 @@
 // The small byte-level tokenizer that make-model writes when no real tokenizer is given, in
 // Hugging Face tokenizers format, so that every model it makes can serve text: token id b
 // (0..255) is the byte b, spelled with GPT-2's bytes-to-unicode alphabet as ByteLevel
-// tokenizers do; no merges; then the special tokens below.
+// tokenizers do (the table of model/tokenizer/byte_level.hpp); no merges; then the special
+// tokens below.
 
 #include <cstdint>
 #include <string>
@@ -19,10 +20,6 @@ inline constexpr int64_t byte_tokenizer_bos_id = 256; // <|begin_of_text|>
 inline constexpr int64_t byte_tokenizer_eos_id = 257; // <|end_of_text|>
 inline constexpr int64_t byte_tokenizer_end_of_turn_id = 261; // <|end|>
 inline constexpr int64_t byte_tokenizer_size = 256 + std::size(byte_tokenizer_specials);
-
-/// GPT-2's bytes-to-unicode: the code point ByteLevel uses to spell byte `b` (printable
-/// Latin-1 bytes stand for themselves, the others are moved to U+0100 and up).
-char32_t byte_level_code_point(uint8_t b);
 
 /// tokenizer.json text.
 std::string byte_tokenizer_json();

@@ -3,6 +3,7 @@
 #include "model/error.hpp"
 #include "model/make_model.hpp"
 #include "model/safetensors.hpp"
+#include "model/tokenizer/byte_level.hpp"
 #include "tests/testing.hpp"
 
 #include <catch2/catch.hpp>
@@ -278,17 +279,26 @@ TEST_CASE("make-model: options") {
 }
 
 TEST_CASE("make-model: the byte-level tokenizer") {
-  CHECK(byte_level_code_point('A') == U'A');
-  CHECK(byte_level_code_point(' ') == U'\u0120'); // GPT-2's "Ġ"
-  CHECK(byte_level_code_point('\n') == U'\u010A'); // "Ċ"
-  CHECK(byte_level_code_point(0xad) == U'\u0143');
-  CHECK(byte_level_code_point(0xff) == U'\u00FF');
+  // The tokenizer's GPT-2 table, which spells make-model's vocabulary.
+  CHECK(tokenization::byte_to_code_point('A') == U'A');
+  CHECK(tokenization::byte_to_code_point(' ') == U'\u0120'); // GPT-2's "Ġ"
+  CHECK(tokenization::byte_to_code_point('\n') == U'\u010A'); // "Ċ"
+  CHECK(tokenization::byte_to_code_point(0xad) == U'\u0143');
+  CHECK(tokenization::byte_to_code_point(0xff) == U'\u00FF');
   std::set<char32_t> code_points;
   for (int b = 0; b < 256; ++b)
-    code_points.insert(byte_level_code_point(uint8_t(b)));
+    code_points.insert(tokenization::byte_to_code_point(uint8_t(b)));
   CHECK(code_points.size() == 256);
 
   auto t = json::parse(byte_tokenizer_json());
+  // Token id b is the piece that stands for byte b.
+  CHECK(t["model"]["vocab"]["\u0120"] == 32);
+  CHECK(t["model"]["vocab"]["A"] == 65);
+  for (const auto& [piece, id] : t["model"]["vocab"].items()) {
+    std::string bytes;
+    REQUIRE(tokenization::decode_byte_level(piece, bytes));
+    CHECK(bytes == std::string(1, static_cast<char>(id.get<int>())));
+  }
   CHECK(t["model"]["type"] == "BPE");
   CHECK(t["model"]["merges"].empty());
   CHECK(t["pre_tokenizer"]["type"] == "ByteLevel");
