@@ -60,14 +60,13 @@ backend_factory make_backend_factory(const backend_config& cfg, const engine_con
     throw std::runtime_error("--tensor-parallel-size " + std::to_string(cfg.tensor_parallel_size) +
                              ": only 1 is supported by this build's serve command");
   if (device == "cpu") {
-    if (!cfg.quantization.empty() && cfg.quantization != "none")
-      throw std::runtime_error("--quantization " + cfg.quantization + " needs --device cuda; the CPU backend runs fp32");
     const model_config mc = load_model_config(model_dir);
     cpu_backend_options o;
     o.block_size = cfg.block_size;
     o.max_kv_tokens = cfg.kv_cache_tokens;
     o.num_threads = cfg.cpu_threads;
     o.num_host_blocks = int32_t(cfg.swap_space_gib * double(1ull << 30) / double(cpu_block_bytes(mc, cfg.block_size)));
+    o.quantization = cfg.quantization; // fp8: the reference numbers of the CUDA fp8 path, in fp32
     return [model_dir, o] { return make_cpu_backend(model_dir, o); };
   }
 #ifdef ACTORSERVE_HAS_CUDA
@@ -78,8 +77,7 @@ backend_factory make_backend_factory(const backend_config& cfg, const engine_con
   o.max_num_seqs = engine.max_num_seqs;
   o.max_num_batched_tokens = engine.max_num_batched_tokens;
   o.max_model_len = engine.max_model_len;
-  if (!cfg.quantization.empty() && cfg.quantization != "none")
-    throw std::runtime_error("--quantization " + cfg.quantization + " is not supported by the CUDA backend yet");
+  o.quantization = cfg.quantization;
   return [model_dir, o] { return make_cuda_backend(model_dir, o); };
 #else
   throw std::runtime_error("no CUDA backend in this build");

@@ -55,6 +55,8 @@ cuda_backend::impl::impl(const std::filesystem::path& model_dir, const cuda_back
     throw model_error("CUDA backend: head_dim " + std::to_string(config.head_dim) +
                       " is not supported (16, 32, 64, 128, 256)");
   type = pick_dtype(o.dtype, config);
+  if (!o.quantization.empty() && o.quantization != "none")
+    throw model_error("CUDA backend: quantization '" + o.quantization + "' is not supported (none)");
   int num_devices = 0;
   ACTORSERVE_CUDA_CHECK(cudaGetDeviceCount(&num_devices));
   if (o.device < 0 || o.device >= num_devices)

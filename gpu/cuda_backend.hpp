@@ -30,6 +30,9 @@ struct cuda_backend_options {
   int32_t max_model_len = 0;     // 0: max_position_embeddings
   bool cuda_graphs = true;
   int load_threads = 8;          // weight-loading threads (each with a stream and staging buffers)
+  /// "none" (or empty), or "fp8": weight-only E4M3 for the decoder's linear layers, one fp32
+  /// scale per output row, quantized at load from the checkpoint (model/fp8.hpp is the reference).
+  std::string quantization = "none";
 };
 
 /// Start-up figures, for logs and benchmarks.

@@ -12,6 +12,7 @@
 #include "model/error.hpp"
 #include "model/kv_transfer.hpp"
 #include "model/safetensors.hpp"
+#include "model/fp8.hpp"
 #include "model/thread_pool.hpp"
 
 #include <algorithm>
@@ -68,6 +69,28 @@ public:
     dims_.num_kv_heads = config_.num_key_value_heads;
     dims_.head_dim = config_.head_dim;
     dims_.scale = float(1.0 / std::sqrt(double(config_.head_dim)));
+    if (o.quantization == "fp8")
+      round_linear_weights_to_fp8();
+    else if (!o.quantization.empty() && o.quantization != "none")
+      throw model_error("quantization '" + o.quantization + "' is not supported by the CPU backend (none, fp8)");
+  }
+
+  // Row by row, in parallel over each matrix's rows (rows round independently).
+  void round_linear_weights_to_fp8() {
+    auto round_matrix = [&](std::vector<float>& w, int64_t rows) {
+      const int64_t cols = int64_t(w.size()) / rows;
+      pool_.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
+        round_rows_to_e4m3(w.data() + begin * cols, end - begin, cols);
+      });
+    };
+    const int64_t hidden = config_.hidden_size, inter = config_.intermediate_size;
+    const int64_t q = config_.num_attention_heads * config_.head_dim, kv = config_.num_key_value_heads * config_.head_dim;
+    for (cpu_layer_weights& l : weights_.layers) {
+      round_matrix(l.qkv, q + 2 * kv);
+      round_matrix(l.o, hidden);
+      round_matrix(l.gate_up, 2 * inter);
+      round_matrix(l.down, hidden);
+    }
   }
 
   const model_config& config() const override { return config_; }

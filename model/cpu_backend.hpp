@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 
 namespace actorserve {
 
@@ -15,6 +16,11 @@ struct cpu_backend_options {
   int64_t max_kv_tokens = 0;   // 0: 4 sequences of max_position_embeddings (capped at 65536)
   int32_t num_host_blocks = 0; // host swap blocks
   int32_t num_threads = 0;     // 0: hardware concurrency
+  /// "none" (or empty), or "fp8": the decoder's linear layers (q/k/v, o, gate/up, down) are
+  /// rounded to E4M3 with one scale per output row (model/fp8.hpp), exactly the numbers the CUDA
+  /// backend's `--quantization fp8` multiplies with; still held in fp32 here (a reference, not
+  /// a memory saving). The embedding and lm_head stay unquantized, as with vLLM's fp8.
+  std::string quantization = "none";
 };
 
 std::unique_ptr<backend> make_cpu_backend(const std::filesystem::path& model_dir,

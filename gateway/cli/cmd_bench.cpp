@@ -69,6 +69,8 @@ const command_registrar registrar{
       add_dataset_options(*throughput, t->dataset);
       throughput->add_option("--device", t->backend.device, "auto, cpu or cuda")->capture_default_str();
       throughput->add_option("--dtype", t->backend.dtype, "GPU compute dtype")->capture_default_str();
+      throughput->add_option("--quantization", t->backend.quantization, "none or fp8 (as serve)")
+          ->capture_default_str()->check(CLI::IsMember({"none", "fp8"}));
       throughput->add_option("--max-num-seqs", t->engine.max_num_seqs, "sequences per step")->capture_default_str();
       throughput->add_option("--max-num-batched-tokens", t->engine.max_num_batched_tokens, "tokens per step")
           ->capture_default_str();

@@ -33,7 +33,9 @@ const command_registrar registrar{
       app.add_option("--dtype", c->backend.dtype, "weights and activations on the GPU: auto (config.json), bfloat16, float16, "
                                           "float32; the CPU backend always computes in float32")
           ->capture_default_str()->check(CLI::IsMember({"auto", "bfloat16", "float16", "float32", "half", "float"}));
-      app.add_option("--quantization", c->backend.quantization, "weight quantization (GPU only; none on the CPU backend)");
+      app.add_option("--quantization", c->backend.quantization, "weight quantization: none, or fp8 (weight-only E4M3 with one scale per output row for the "
+                     "decoder's linear layers; on the CPU backend the same numbers in fp32, as a reference)")
+          ->check(CLI::IsMember({"none", "fp8"}));
       app.add_option("--tensor-parallel-size", c->backend.tensor_parallel_size, "GPUs per replica (1 in this build)")
           ->capture_default_str()->check(CLI::PositiveNumber);
       app.add_option("--max-model-len", c->engine.max_model_len,
