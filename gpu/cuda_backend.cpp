@@ -55,8 +55,9 @@ cuda_backend::impl::impl(const std::filesystem::path& model_dir, const cuda_back
     throw model_error("CUDA backend: head_dim " + std::to_string(config.head_dim) +
                       " is not supported (16, 32, 64, 128, 256)");
   type = pick_dtype(o.dtype, config);
-  if (!o.quantization.empty() && o.quantization != "none")
-    throw model_error("CUDA backend: quantization '" + o.quantization + "' is not supported (none)");
+  if (!o.quantization.empty() && o.quantization != "none" && o.quantization != "fp8")
+    throw model_error("CUDA backend: quantization '" + o.quantization + "' is not supported (none, fp8)");
+  const bool fp8 = o.quantization == "fp8";
   int num_devices = 0;
   ACTORSERVE_CUDA_CHECK(cudaGetDeviceCount(&num_devices));
   if (o.device < 0 || o.device >= num_devices)
@@ -81,13 +82,14 @@ cuda_backend::impl::impl(const std::filesystem::path& model_dir, const cuda_back
   const auto load_start = clock_type::now();
   {
     safetensors_model files(model_dir);
-    weights = load_device_weights(config, files, type, o.load_threads);
+    weights = load_device_weights(config, files, type, o.load_threads, fp8);
   }
+  stats.quantization = fp8 ? "fp8" : "none";
   stats.weights_seconds = seconds_since(load_start);
   stats.weight_bytes = weights->device_bytes;
   stats.compute_dtype = std::string(dtype_name(type));
-  spdlog::info("cuda: {} of weights ({}) loaded in {:.2f} s ({:.1f} GB/s)", weights->device_bytes,
-               stats.compute_dtype, stats.weights_seconds, double(weights->file_bytes) / 1e9 / stats.weights_seconds);
+  spdlog::info("cuda: {} bytes of weights ({}{}) loaded in {:.2f} s ({:.1f} GB/s)", weights->device_bytes,
+               stats.compute_dtype, fp8 ? ", linear layers fp8 e4m3" : "", stats.weights_seconds, double(weights->file_bytes) / 1e9 / stats.weights_seconds);
 
   gemm = std::make_unique<gemm_runner>();
   const std::vector<float> freqs = rope_inv_freq(config);
@@ -145,6 +147,11 @@ void cuda_backend::impl::allocate_buffers() {
   logits_in = alloc(size_t(max_seqs) * size_t(hidden) * elem);
   logits = alloc(size_t(max_seqs) * size_t(config.vocab_size) * elem);
   sampler_work = static_cast<float*>(alloc(size_t(max_seqs) * size_t(config.vocab_size) * sizeof(float)));
+  if (weights->fp8) {
+    // One linear weight dequantized to the compute dtype, for the GEMMs the fp8 kernel does not take.
+    const int64_t largest = std::max({qkv_cols * hidden, hidden * config.q_size(), 2 * inter * hidden, hidden * inter});
+    fp8_scratch = alloc(size_t(largest) * elem);
+  }
   // Split-K scratch for up to eight blocks per multiprocessor of 16 rows.
   split_scratch_floats = int64_t(8) * sm_count * 16 * (config.head_dim + 2);
   split_scratch = static_cast<float*>(alloc(size_t(split_scratch_floats) * sizeof(float)));

@@ -44,6 +44,7 @@ struct cuda_startup_stats {
   size_t kv_cache_bytes = 0;
   int32_t num_graphs = 0;
   std::string compute_dtype;
+  std::string quantization = "none"; // or "fp8"
 };
 
 namespace gpu {

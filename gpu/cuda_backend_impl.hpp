@@ -112,6 +112,10 @@ struct cuda_backend::impl {
   /// Whether linear() takes the small-batch kernel for this shape (times it once while the GEMM
   /// runner is tuning, i.e. in the warm-up runs before graph capture).
   bool small_gemm_chosen(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k);
+  /// A linear layer whose weight is E4M3 with row scales when `scales` is not null (fp8): the
+  /// small fp8 GEMM for up to 16 rows in bf16/fp16, else dequantized into fp8_scratch for cuBLASLt.
+  void linear_q(void* y, const void* x, const void* w, const float* scales, const void* bias, int64_t m, int64_t n,
+                int64_t k);
   bool small_gemm_wins(void* y, const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k);
 
   // cuda_step.cpp
@@ -153,6 +157,7 @@ struct cuda_backend::impl {
   void* logits_in = nullptr; // [max_seqs, hidden]
   void* logits = nullptr;    // [max_seqs, vocab]
   float* sampler_work = nullptr; // [max_seqs, vocab]
+  void* fp8_scratch = nullptr;    // fp8 only: the largest linear weight in the compute dtype
   float* split_scratch = nullptr;
   int64_t split_scratch_floats = 0;
   std::vector<void*> allocations;

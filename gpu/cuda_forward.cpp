@@ -2,6 +2,7 @@
 // buffers, so the same code runs eagerly and under CUDA graph capture.
 #include "gpu/cuda_backend_impl.hpp"
 #include "gpu/embedding.hpp"
+#include "gpu/fp8_linear.hpp"
 #include "gpu/gemv.hpp"
 #include "gpu/pdl.hpp"
 #include "gpu/rmsnorm.hpp"
@@ -65,6 +66,20 @@ void cuda_backend::impl::linear(void* y, const void* x, const void* w, const voi
   gemm->run(y, x, w, bias, m, n, k, type, stream);
 }
 
+void cuda_backend::impl::linear_q(void* y, const void* x, const void* w, const float* scales, const void* bias,
+                                  int64_t m, int64_t n, int64_t k) {
+  if (!scales)
+    return linear(y, x, w, bias, m, n, k);
+  const auto* q = static_cast<const uint8_t*>(w);
+  if (small_gemm_fp8_supported(x, w, m, n, k, type))
+    return launch_small_gemm_fp8(y, x, q, scales, bias, m, n, k, type, stream);
+  // Prefill chunks, large batches, fp32: the weight in the compute dtype (an fp32 product rounded
+  // once, as the CPU reference's), then cuBLASLt. Costs a write and a read of the weight in the
+  // compute dtype per call on top of the E4M3 read.
+  launch_dequantize_rows_e4m3(fp8_scratch, q, scales, n, k, type, stream);
+  gemm->run(y, x, fp8_scratch, bias, m, n, k, type, stream);
+}
+
 void cuda_backend::impl::run_forward(const forward_plan& plan) {
   const model_config& c = config;
   const int64_t m = plan.num_tokens, hidden = c.hidden_size, inter = c.intermediate_size;
@@ -108,7 +123,7 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
     const device_layer_weights& w = weights->layers[size_t(l)];
     launch_fused_add_rmsnorm(residual, l == 0 ? nullptr : x, w.input_norm, x, m, hidden, eps, type, stream);
     mark("norm");
-    linear(qkv, x, w.qkv, w.qkv_bias, m, qkv_cols, hidden);
+    linear_q(qkv, x, w.qkv, w.qkv_scale, w.qkv_bias, m, qkv_cols, hidden);
     mark("gemm_qkv");
     rope.q_norm_weight = w.q_norm;
     rope.k_norm_weight = w.k_norm;
@@ -131,15 +146,15 @@ void cuda_backend::impl::run_forward(const forward_plan& plan) {
       launch_paged_attention(attn_args, attention_tile::large, type, stream);
     }
     mark("attention");
-    linear(x, attn, w.o, nullptr, m, hidden, q_size);
+    linear_q(x, attn, w.o, w.o_scale, nullptr, m, hidden, q_size);
     mark("gemm_o");
     launch_fused_add_rmsnorm(residual, x, w.post_norm, x, m, hidden, eps, type, stream);
     mark("norm");
-    linear(gate_up, x, w.gate_up, nullptr, m, 2 * inter, hidden);
+    linear_q(gate_up, x, w.gate_up, w.gate_up_scale, nullptr, m, 2 * inter, hidden);
     mark("gemm_gate_up");
     launch_silu_and_mul(act, gate_up, m, inter, type, stream);
     mark("silu_mul");
-    linear(x, act, w.down, nullptr, m, hidden, inter);
+    linear_q(x, act, w.down, w.down_scale, nullptr, m, hidden, inter);
     mark("gemm_down");
   }
   launch_fused_add_rmsnorm(residual, x, weights->final_norm, x, m, hidden, eps, type, stream);

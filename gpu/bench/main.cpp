@@ -32,6 +32,7 @@ cuda_backend_options backend_options(const args& a) {
   o.max_num_batched_tokens = int32_t(a.num("max-num-batched-tokens", 8192));
   o.max_model_len = int32_t(a.num("max-model-len", 8192));
   o.cuda_graphs = a.num("no-graphs", 0) == 0;
+  o.quantization = a.str("quantization", "none");
   return o;
 }
 
@@ -39,7 +40,7 @@ json startup_json(const gpu::cuda_backend& b) {
   const auto& s = b.startup();
   return {{"weights_s", s.weights_seconds}, {"graph_capture_s", s.graph_capture_seconds}, {"total_s", s.total_seconds},
           {"weight_bytes", s.weight_bytes}, {"kv_cache_bytes", s.kv_cache_bytes}, {"num_graphs", s.num_graphs},
-          {"dtype", s.compute_dtype}, {"kv_blocks", b.kv_shape().num_blocks}};
+          {"dtype", s.compute_dtype}, {"quantization", s.quantization}, {"kv_blocks", b.kv_shape().num_blocks}};
 }
 
 /// Allocates KV blocks from a free list: the benchmark's stand-in for the block manager.

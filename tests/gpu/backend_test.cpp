@@ -203,3 +203,93 @@ TEST_CASE("CUDA backend refuses bad steps with model_error and keeps working", "
   cuda_backend_options bad = small_options("int8");
   REQUIRE_THROWS_AS(make_cuda_backend(dir.path(), bad), model_error);
 }
+
+// --quantization fp8: the same E4M3 weights on both backends (the CPU backend rounds its fp32
+// weights to E4M3 per output row with the reference; the CUDA backend quantizes on the device).
+namespace {
+
+cuda_backend_options fp8_options(const std::string& dtype) {
+  cuda_backend_options o = small_options(dtype);
+  o.quantization = "fp8";
+  return o;
+}
+
+std::unique_ptr<backend> cpu_fp8(const std::filesystem::path& dir) {
+  cpu_backend_options co;
+  co.num_blocks = 512;
+  co.num_threads = 2;
+  co.quantization = "fp8";
+  return make_cpu_backend(dir, co);
+}
+
+} // namespace
+
+TEST_CASE("CUDA fp8 in fp32 matches the CPU backend's fp8 token for token on every architecture",
+          "[gpu][backend][fp8]") {
+  require_gpu();
+  for (const auto& v : tiny_variants()) {
+    actorserve::testing::temp_dir dir;
+    write_tiny_model(dir.path(), v.config);
+    auto cpu = cpu_fp8(dir.path());
+    auto gpu = make_cuda_backend(dir.path(), fp8_options("float32"));
+    std::vector<sampling_params> params(1);
+    params[0].temperature = 0.0f;
+    const int steps = 16;
+    const generation want = generate(*cpu, kPrompts, steps, 20, params);
+    const generation got = generate(*gpu, kPrompts, steps, 20, params);
+    for (size_t s = 0; s < kPrompts.size(); ++s) {
+      INFO(v.name << " sequence " << s);
+      REQUIRE(got.tokens[s] == want.tokens[s]);
+      for (int k = 0; k < steps; ++k)
+        REQUIRE(max_rel_error(got.logits[s][size_t(k)], want.logits[s][size_t(k)]) < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("CUDA fp8 in bf16 stays within tolerance of the CPU backend's fp8 (teacher forced)",
+          "[gpu][backend][fp8]") {
+  require_gpu();
+  for (const auto& v : tiny_variants()) {
+    actorserve::testing::temp_dir dir;
+    write_tiny_model(dir.path(), v.config);
+    auto cpu = cpu_fp8(dir.path());
+    auto gpu = make_cuda_backend(dir.path(), fp8_options("bfloat16"));
+    std::vector<sampling_params> greedy(1);
+    greedy[0].temperature = 0.0f;
+    const int steps = 12;
+    const generation want = generate(*cpu, kPrompts, steps, 20, greedy);
+    const generation got = generate(*gpu, kPrompts, steps, 20, greedy, &want.tokens);
+    for (size_t s = 0; s < kPrompts.size(); ++s)
+      for (int k = 0; k < steps; ++k) {
+        INFO(v.name << " sequence " << s << " step " << k);
+        REQUIRE(max_rel_error(got.logits[s][size_t(k)], want.logits[s][size_t(k)]) < 3e-2);
+      }
+  }
+}
+
+TEST_CASE("CUDA fp8 graphs and eager steps agree, and fp8 weights take less memory", "[gpu][backend][fp8]") {
+  require_gpu();
+  actorserve::testing::temp_dir dir;
+  write_tiny_model(dir.path(), tiny_variants()[0].config);
+  auto b = make_cuda_backend(dir.path(), fp8_options("bfloat16"));
+  auto& cuda = dynamic_cast<cuda_backend&>(*b);
+  REQUIRE(cuda.startup().num_graphs == 4);
+  REQUIRE(cuda.startup().quantization == "fp8");
+  {
+    auto plain = make_cuda_backend(dir.path(), small_options("bfloat16"));
+    REQUIRE(cuda.startup().weight_bytes < dynamic_cast<cuda_backend&>(*plain).startup().weight_bytes * 6 / 10);
+  }
+  std::vector<sampling_params> greedy(1);
+  greedy[0].temperature = 0.0f;
+  const generation with_graphs = generate(*b, kPrompts, 10, 64, greedy);
+  cuda.set_graphs_enabled(false);
+  const generation eager = generate(*b, kPrompts, 10, 64, greedy, nullptr, 200);
+  for (size_t s = 0; s < kPrompts.size(); ++s) {
+    REQUIRE(with_graphs.tokens[s] == eager.tokens[s]);
+    for (size_t k = 0; k < 10; ++k)
+      REQUIRE(max_rel_error(with_graphs.logits[s][k], eager.logits[s][k]) < 1e-2);
+  }
+  cuda_backend_options bad = fp8_options("bfloat16");
+  bad.quantization = "int4";
+  REQUIRE_THROWS_AS(make_cuda_backend(dir.path(), bad), model_error);
+}
