@@ -16,6 +16,7 @@
 
 #include <cuda_fp8.h>
 
+#include <cstdlib>
 #include <string>
 
 namespace actorserve::gpu {
@@ -24,7 +25,16 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kRows = 16;  // output features per block
-constexpr int kUnroll = 4; // 64-wide K chunks in flight per warp (4 KB of weights, 256 k per row)
+// Variants (ACTORSERVE_FP8_GEMM, read once): 64-wide K chunks in flight per warp and the blocks per
+// multiprocessor the registers are bounded for (bytes in flight per SM = blocks x 8 warps x chunks KB).
+// 0: 4 chunks, 2 blocks (m <= 16); 1: 4 chunks, 3 blocks for m <= 8; 2: 2 chunks, 4 blocks for m <= 8.
+int fp8_gemm_variant() {
+  static const int v = [] {
+    const char* e = std::getenv("ACTORSERVE_FP8_GEMM");
+    return e ? std::atoi(e) : 0;
+  }();
+  return v;
+}
 
 __device__ __forceinline__ uint2 load_stream8(const void* p) {
   uint2 v;
@@ -62,8 +72,8 @@ __device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
-template <typename T, int MT>
-__global__ void __launch_bounds__(kThreads, 2)
+template <typename T, int MT, int kUnroll, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
     small_gemm_fp8_kernel(T* __restrict__ y, const T* __restrict__ x, const uint8_t* __restrict__ w,
                           const float* __restrict__ scales, const T* __restrict__ bias, int m, int n, int k) {
   __shared__ float partial[kWarps][MT * 8][kRows]; // [warp][x row][feature]
@@ -190,10 +200,19 @@ void launch_typed(void* y, const void* x, const uint8_t* w, const float* scales,
   auto* xt = static_cast<const T*>(x);
   auto* bt = static_cast<const T*>(bias);
   const dim3 grid(unsigned(n / kRows)), block(kThreads);
-  if (m <= 8)
-    launch_pdl(small_gemm_fp8_kernel<T, 1>, grid, block, 0, stream, yt, xt, w, scales, bt, int(m), int(n), int(k));
+  const int variant = fp8_gemm_variant();
+  if (m > 8)
+    launch_pdl(small_gemm_fp8_kernel<T, 2, 4, 2>, grid, block, 0, stream, yt, xt, w, scales, bt, int(m), int(n),
+               int(k));
+  else if (variant == 1)
+    launch_pdl(small_gemm_fp8_kernel<T, 1, 4, 3>, grid, block, 0, stream, yt, xt, w, scales, bt, int(m), int(n),
+               int(k));
+  else if (variant == 2)
+    launch_pdl(small_gemm_fp8_kernel<T, 1, 2, 4>, grid, block, 0, stream, yt, xt, w, scales, bt, int(m), int(n),
+               int(k));
   else
-    launch_pdl(small_gemm_fp8_kernel<T, 2>, grid, block, 0, stream, yt, xt, w, scales, bt, int(m), int(n), int(k));
+    launch_pdl(small_gemm_fp8_kernel<T, 1, 4, 2>, grid, block, 0, stream, yt, xt, w, scales, bt, int(m), int(n),
+               int(k));
 }
 
 // One block per row: the row's largest magnitude, then each element divided by the scale (IEEE
