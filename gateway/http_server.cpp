@@ -8,6 +8,7 @@
 #include "gateway/request_builder.hpp"
 #include "gateway/request_channel.hpp"
 #include "gateway/response_assembler.hpp"
+#include "gateway/tokenize_api.hpp"
 #include "gateway/version.hpp"
 
 #include <httplib.h>
@@ -36,11 +37,16 @@ constexpr std::chrono::milliseconds poll_interval{50};
 // Bounded label values for http_requests_total: unknown paths would grow the series forever.
 std::string endpoint_label(const std::string& path) {
   static const char* known[] = {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/ready",
-                                "/metrics", "/version"};
+                                "/metrics", "/version", "/tokenize", "/detokenize"};
   for (const char* k : known)
     if (path == k)
       return path;
   return "other";
+}
+
+// --api-key guards the API: /v1/* and the tokenizer routes; probes and /metrics stay open.
+bool needs_api_key(const std::string& path) {
+  return path.rfind("/v1/", 0) == 0 || path == "/tokenize" || path == "/detokenize";
 }
 
 void send_error(httplib::Response& res, const api_error& e, int retry_after_s = 0) {
@@ -284,7 +290,7 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
 
 void http_server::impl::install_routes() {
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!options.api_key.empty() && req.path.rfind("/v1/", 0) == 0 &&
+    if (!options.api_key.empty() && needs_api_key(req.path) &&
         !bearer_authorized(req.get_header_value("Authorization"), options.api_key)) {
       send_error(res, unauthorized_error());
       return httplib::Server::HandlerResponse::Handled;
@@ -339,6 +345,27 @@ void http_server::impl::install_routes() {
   };
   server.Post("/v1/completions", guarded(api_kind::completion));
   server.Post("/v1/chat/completions", guarded(api_kind::chat));
+  // The tokenizer routes answer from the text frontend alone (no engine request).
+  auto tokenizer_route = [this](auto respond) {
+    return [this, respond](const httplib::Request& req, httplib::Response& res) {
+      const text_frontend* f = frontend.load();
+      if (!f)
+        return send_error(res, api_error(503, "The model is still loading; retry shortly.", "server_error", {},
+                                         "model_loading"),
+                          options.retry_after_s);
+      try {
+        res.set_content(respond(parse_json_body(req.body), *f), "application/json");
+      } catch (const api_error& e) {
+        send_error(res, e);
+      }
+    };
+  };
+  server.Post("/tokenize", tokenizer_route([this](const nlohmann::ordered_json& body, const text_frontend& f) {
+    return tokenize_response(body, limits(), f, max_model_len);
+  }));
+  server.Post("/detokenize", tokenizer_route([this](const nlohmann::ordered_json& body, const text_frontend& f) {
+    return detokenize_response(body, limits(), f);
+  }));
   server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(models_response(options.served_model_names, started_unix, max_model_len, options.model_root),
                     "application/json");

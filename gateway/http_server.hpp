@@ -1,7 +1,8 @@
 #pragma once
 // The OpenAI-compatible HTTP server on cpp-httplib:
 //   POST /v1/completions, POST /v1/chat/completions (streaming and not), GET /v1/models,
-//   GET /health, GET /ready, GET /metrics, GET /version.
+//   POST /tokenize, POST /detokenize (vLLM's, tokenize_api.hpp), GET /health, GET /ready,
+//   GET /metrics, GET /version.
 // /health answers 200 while the model loads (the process is alive) and, once the engine is
 // attached, only if the engine's actors answer a ping within health_timeout; else 503 with the
 // reason (vLLM's /health fails the same way when its engine is dead).

@@ -26,7 +26,7 @@ void require_object(const json& body) {
   throw invalid_request("Unsupported parameter: '" + param + "': " + what, param, "unsupported_parameter");
 }
 
-std::string resolve_model(const json_fields& f, const request_limits& limits) {
+std::string model_of(const json_fields& f, const request_limits& limits) {
   auto model = f.string("model");
   if (!model) {
     if (limits.model_names.empty())
@@ -47,7 +47,7 @@ int32_t token_id(const json& v, const std::string& param, const request_limits& 
 
 // Parameters both APIs share. `max_tokens` is read by the callers (their names differ).
 void parse_common(const json_fields& f, const request_limits& limits, generation_params& p) {
-  p.model = resolve_model(f, limits);
+  p.model = model_of(f, limits);
   p.sampling = limits.defaults;
   p.sampling.logprobs = -1;
   if (auto v = f.integer("n", 1, limits.max_n)) p.n = int32_t(*v);
@@ -376,7 +376,7 @@ void parse_tools(const json_fields& f, const request_limits& limits, chat_reques
   const std::string mode = r.tool_choice.is_null()    ? (has_tools ? "auto" : "none")
                            : r.tool_choice.is_string() ? r.tool_choice.get<std::string>()
                                                        : "function";
-  if (mode == "none" || !has_tools)
+  if (mode == "none" || !has_tools || !limits.check_tool_choice)
     return;
   if (mode == "auto" && !(limits.enable_auto_tool_choice && limits.tool_parser))
     throw invalid_request(std::string(r.tool_choice.is_null() ? "'tools' were given, so 'tool_choice' defaults to "
@@ -409,6 +409,11 @@ json parse_json_body(std::string_view body) {
                               " (HINT: the body must be a JSON object, sent with Content-Type: application/json).",
                           {}, "invalid_json");
   }
+}
+
+std::string resolve_model(const json& body, const request_limits& limits) {
+  require_object(body);
+  return model_of(json_fields(body), limits);
 }
 
 completion_request parse_completion_request(const json& body, const request_limits& limits) {

@@ -32,6 +32,9 @@ struct request_limits {
   sampling_params defaults;             // what a request does not set (the model's generation_config)
   std::optional<tool_parser_kind> tool_parser; // --tool-call-parser: tool calls can be returned
   bool enable_auto_tool_choice = false;        // --enable-auto-tool-choice: tool_choice "auto" allowed
+  /// false: tools are only shown to the chat template, no output is parsed (POST /tokenize), so
+  /// tool_choice is not held to the server's tool-call flags.
+  bool check_tool_choice = true;
 };
 
 /// Parameters common to both APIs, in native form.
@@ -99,6 +102,10 @@ struct chat_request {
 /// Parses JSON text, keeping object keys in the order sent (see json_parse.hpp); malformed
 /// JSON and invalid UTF-8 throw 400.
 nlohmann::ordered_json parse_json_body(std::string_view body);
+
+/// The request's `model` checked against the served names (404 model_not_found when unknown);
+/// the first served name when absent.
+std::string resolve_model(const nlohmann::ordered_json& body, const request_limits& limits);
 
 completion_request parse_completion_request(const nlohmann::ordered_json& body, const request_limits& limits);
 chat_request parse_chat_request(const nlohmann::ordered_json& body, const request_limits& limits);

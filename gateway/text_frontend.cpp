@@ -105,6 +105,13 @@ public:
 
   std::string token_text(int32_t token) const override { return tok_.decode(std::span<const int32_t>(&token, 1)); }
 
+  std::string vocab_token(int32_t token) const override {
+    if (token >= 0)
+      if (auto piece = tok_.id_to_token(uint32_t(token)))
+        return *piece;
+    return token_text(token);
+  }
+
   std::string apply_chat_template(const chat_request& r) const override {
     if (!chat_config_)
       throw invalid_request("This model has no chat template (tokenizer_config.json has no chat_template); use "

@@ -26,6 +26,9 @@ public:
   virtual std::string decode(std::span<const int32_t> token_ids, bool skip_special_tokens) const = 0;
   /// The text of one token on its own (logprobs "token" fields).
   virtual std::string token_text(int32_t token) const = 0;
+  /// The token's string in the vocabulary (byte-level pieces such as "Ġhi" as they are stored;
+  /// /tokenize's token_strs); the text of the token where the vocabulary has no entry.
+  virtual std::string vocab_token(int32_t token) const { return token_text(token); }
   /// The chat template applied to the request's messages (and tools); throws api_error (400)
   /// when the template rejects them.
   virtual std::string apply_chat_template(const chat_request& request) const = 0;
