@@ -80,6 +80,10 @@ int run_server(serve_config cfg) {
       throw std::runtime_error("--reasoning-parser " + cfg.reasoning_parser + ": unknown parser (known: " +
                                reasoning_parser_names() + ")");
   }
+  // Before binding, so a template that does not compile fails the start at once.
+  const std::string chat_template = cfg.chat_template.empty() ? std::string() : read_chat_template_arg(cfg.chat_template);
+  if (!chat_template.empty())
+    spdlog::info("--chat-template: a {}-byte template replaces the model's", chat_template.size());
   const fs::path model_dir = cfg.model.empty() ? default_model_dir() : fs::path(cfg.model);
   if (!fs::is_regular_file(model_dir / "config.json"))
     throw std::runtime_error("--model " + model_dir.string() + ": no config.json there (a Hugging Face model folder)");
@@ -125,7 +129,7 @@ int run_server(serve_config cfg) {
   std::unique_ptr<cluster::cluster_node> cluster_node;
   try {
     const auto t0 = std::chrono::steady_clock::now();
-    frontend = load_text_frontend(model_dir, cfg.generation_config == "auto");
+    frontend = load_text_frontend(model_dir, cfg.generation_config == "auto", chat_template);
     eng = engine::start(cfg.engine, make_backend_factory(cfg.backend, cfg.engine, model_dir, device), frontend->engine_detokenizer());
     if (cfg.cluster_enabled) {
       cfg.cluster.block_size = cfg.backend.block_size;

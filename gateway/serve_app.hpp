@@ -27,6 +27,7 @@ struct serve_config {
   engine_config engine;
   std::string generation_config = "auto";    // auto: defaults from generation_config.json; vllm: none
   int32_t max_logprobs = 20;
+  std::string chat_template;                 // --chat-template: a file or the template text; empty: the model's
   // tool calls (vLLM's flags)
   std::string tool_call_parser;              // hermes, llama3_json, mistral; empty: none
   bool enable_auto_tool_choice = false;      // allow tool_choice "auto" (needs tool_call_parser)

@@ -71,22 +71,55 @@ ordered_json message_json(const chat_message& m) {
   return j;
 }
 
+// tokenizer_config.json's special tokens as templates see them (strings, or AddedToken objects'
+// content): what a --chat-template needs when the folder has no template of its own.
+ordered_json special_tokens_of(const fs::path& dir) {
+  ordered_json out = ordered_json::object();
+  auto j = read_json(dir / "tokenizer_config.json");
+  if (!j || !j->is_object())
+    return out;
+  auto text = [](const nlohmann::json& v) -> std::string {
+    if (v.is_string())
+      return v.get<std::string>();
+    if (v.is_object() && v.contains("content") && v["content"].is_string())
+      return v["content"].get<std::string>();
+    return {};
+  };
+  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
+    if (j->contains(key) && !text((*j)[key]).empty())
+      out[key] = text((*j)[key]);
+  return out;
+}
+
+// The folder's templates, or only `override_text` (--chat-template) when one is given.
+std::optional<chat_template::chat_template_config> chat_config_of(const fs::path& dir, const std::string& override_text) {
+  std::optional<chat_template::chat_template_config> config;
+  try {
+    config = chat_template::load_chat_template_config(dir);
+  } catch (const model_error& e) {
+    if (override_text.empty()) {
+      spdlog::warn("{}: no usable chat template ({}); /v1/chat/completions will answer 400", dir.string(), e.what());
+      return std::nullopt;
+    }
+    config.emplace();
+    config->special_tokens = special_tokens_of(dir);
+  }
+  if (!override_text.empty())
+    config->templates = {{"default", override_text}};
+  return config;
+}
+
 class model_text_frontend : public text_frontend {
 public:
-  model_text_frontend(const fs::path& dir, bool use_generation_config)
+  model_text_frontend(const fs::path& dir, bool use_generation_config, const std::string& chat_template)
       : tok_(tokenizer::from_dir(dir)), vocab_size_(load_model_config(dir).vocab_size),
         defaults_(use_generation_config ? generation_defaults(dir) : sampling_params{}),
         // The tokenizer's incremental detokenizer: exact streamed text for byte-fallback runs and
         // for decoders that edit the start of the text (Metaspace), where decoding a window of
         // recent ids would not be.
-        detok_(make_detokenizer(tok_)) {
+        detok_(make_detokenizer(tok_)), chat_config_(chat_config_of(dir, chat_template)) {
     if (std::string w = vocabulary_coverage_warning(int64_t(tok_.vocab_size()), vocab_size_); !w.empty())
       spdlog::warn("{}: {}", dir.string(), w);
-    try {
-      chat_config_ = chat_template::load_chat_template_config(dir);
-    } catch (const model_error& e) {
-      spdlog::warn("{}: no usable chat template ({}); /v1/chat/completions will answer 400", dir.string(), e.what());
-    }
   }
 
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override {
@@ -181,8 +214,36 @@ private:
 
 } // namespace
 
-std::unique_ptr<text_frontend> load_text_frontend(const fs::path& model_dir, bool use_generation_config) {
-  return std::make_unique<model_text_frontend>(model_dir, use_generation_config);
+std::unique_ptr<text_frontend> load_text_frontend(const fs::path& model_dir, bool use_generation_config,
+                                                  const std::string& chat_template) {
+  return std::make_unique<model_text_frontend>(model_dir, use_generation_config, chat_template);
+}
+
+std::string read_chat_template_arg(const std::string& arg) {
+  std::string text;
+  std::error_code ec;
+  if (fs::is_regular_file(arg, ec)) {
+    std::ifstream in(arg, std::ios::binary);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    if (!in)
+      throw model_error("--chat-template " + arg + ": cannot read the file");
+    text = buffer.str();
+  } else if (arg.find_first_of("{}\n") != std::string::npos) {
+    text = arg;
+  } else {
+    throw model_error("--chat-template " + arg +
+                      ": no such file, and it is not a template either (a Jinja template has '{', '}' or a newline)");
+  }
+  if (text.empty())
+    throw model_error("--chat-template " + arg + ": the template is empty");
+  try {
+    chat_template::compiled_template::parse(text);
+  } catch (const model_error& e) {
+    throw model_error("--chat-template " + (text == arg ? std::string("(the text given)") : arg) +
+                      ": the template does not compile: " + e.what());
+  }
+  return text;
 }
 
 std::string vocabulary_coverage_warning(int64_t tokenizer_size, int64_t model_vocab_rows) {

@@ -44,9 +44,17 @@ public:
 
 /// Loads tokenizer.json, tokenizer_config.json (chat template, specials) and, when
 /// `use_generation_config`, the sampling defaults of generation_config.json from a model
-/// folder. Throws model_error when unusable.
+/// folder. A non-empty `chat_template` (the text, see read_chat_template_arg) replaces every
+/// template of the folder. Throws model_error when unusable.
 std::unique_ptr<text_frontend> load_text_frontend(const std::filesystem::path& model_dir,
-                                                  bool use_generation_config = true);
+                                                  bool use_generation_config = true,
+                                                  const std::string& chat_template = {});
+
+/// vLLM's --chat-template argument: the text of the file at `arg` when there is one, else `arg`
+/// itself as the template (only when it looks like one: it has '{', '}' or a newline; anything
+/// else is a missing file). Parses it, so a broken template fails at start; throws model_error
+/// with the reason (and the line and column of a syntax error).
+std::string read_chat_template_arg(const std::string& arg);
 
 /// A warning when many of the model's vocabulary rows have no token in the tokenizer (ids the
 /// model can emit that decode to no text, e.g. a random model written with a 260-token byte

@@ -70,6 +70,10 @@ const command_registrar registrar{
       app.add_option("--generation-config", c->generation_config,
                      "auto: sampling defaults from the model's generation_config.json; vllm: the API's defaults")
           ->capture_default_str()->check(CLI::IsMember({"auto", "vllm"}));
+      app.add_option("--chat-template", c->chat_template,
+                     "a Jinja chat template replacing the model's (tokenizer_config.json) for /v1/chat/completions "
+                     "and /tokenize: a file, or the template text itself")
+          ->type_name("FILE|TEXT");
       app.add_option("--max-logprobs", c->max_logprobs, "largest logprobs / top_logprobs a request may ask for")
           ->capture_default_str()->check(CLI::Range(0, 100));
       app.add_option("--tool-call-parser", c->tool_call_parser,
