@@ -41,7 +41,7 @@ std::string error_text(const std::string& arg) {
 
 } // namespace
 
-TEST_CASE("--chat-template takes a file or the text itself", "[gateway][chat_template_arg]") {
+TEST_CASE("serve chat-template flag: takes a file or the text itself", "[gateway][chat_template_arg]") {
   actorserve::testing::temp_dir tmp;
   const fs::path file = tmp.path() / "custom.jinja";
   std::ofstream(file) << custom;
@@ -49,7 +49,7 @@ TEST_CASE("--chat-template takes a file or the text itself", "[gateway][chat_tem
   CHECK(read_chat_template_arg(custom) == custom);
 }
 
-TEST_CASE("--chat-template refuses a missing file and a template that does not compile", "[gateway][chat_template_arg]") {
+TEST_CASE("serve chat-template flag: refuses a missing file and a template that does not compile", "[gateway][chat_template_arg]") {
   CHECK_THAT(error_text("/no/such/template.jinja"), Catch::Contains("no such file"));
   const std::string broken = error_text("{% for m in messages %}{{ m['content'] }}");
   CHECK_THAT(broken, Catch::Contains("does not compile"));
@@ -62,7 +62,7 @@ TEST_CASE("--chat-template refuses a missing file and a template that does not c
   CHECK_THAT(error_text((tmp.path() / "empty.jinja").string()), Catch::Contains("empty"));
 }
 
-TEST_CASE("--chat-template replaces the model's template for chat and /tokenize", "[gateway][chat_template_arg]") {
+TEST_CASE("serve chat-template flag: replaces the model's template for chat and /tokenize", "[gateway][chat_template_arg]") {
   const auto model = load_text_frontend(demo_dir());
   const auto replaced = load_text_frontend(demo_dir(), true, custom);
   const chat_request chat = one_user_message("hi");
@@ -75,7 +75,7 @@ TEST_CASE("--chat-template replaces the model's template for chat and /tokenize"
   CHECK(ids.get<std::vector<int32_t>>() == replaced->encode("<|bos|>[USER] hi\n[BOT] ", false));
 }
 
-TEST_CASE("--chat-template works for a model folder without a template", "[gateway][chat_template_arg]") {
+TEST_CASE("serve chat-template flag: works for a model folder without a template", "[gateway][chat_template_arg]") {
   actorserve::testing::temp_dir tmp;
   fs::copy_file(demo_dir() / "tokenizer.json", tmp.path() / "tokenizer.json");
   fs::copy_file(demo_dir() / "config.json", tmp.path() / "config.json");
