@@ -290,6 +290,23 @@ void http_server::impl::handle_generation(const httplib::Request& req, httplib::
 
 void http_server::impl::install_routes() {
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // CORS first: a preflight carries no API key, and errors (401 included) must be readable
+    // by the page that sent the request.
+    const std::string origin = req.get_header_value("Origin");
+    const std::string preflight_method = req.get_header_value("Access-Control-Request-Method");
+    if (is_preflight(req.method, origin, preflight_method)) {
+      const preflight_answer a =
+          cors_preflight(options.cors, origin, preflight_method, req.get_header_value("Access-Control-Request-Headers"));
+      for (const auto& [name, value] : a.headers)
+        res.set_header(name, value);
+      if (a.status == 200)
+        res.set_content("OK", "text/plain");
+      else
+        send_error(res, api_error(a.status, a.reason, "invalid_request_error", {}, "cors_not_allowed"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    for (const auto& [name, value] : cors_response_headers(options.cors, origin))
+      res.set_header(name, value);
     if (!options.api_key.empty() && needs_api_key(req.path) &&
         !bearer_authorized(req.get_header_value("Authorization"), options.api_key)) {
       send_error(res, unauthorized_error());

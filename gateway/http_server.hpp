@@ -17,6 +17,7 @@
 // refuses new generation requests with 503 while the in-flight ones finish.
 
 #include "actors/engine.hpp"
+#include "gateway/cors.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/text_frontend.hpp"
 #include "gateway/reasoning_parser.hpp"
@@ -50,6 +51,7 @@ struct server_options {
   bool enable_auto_tool_choice = false;        // --enable-auto-tool-choice
   std::optional<reasoning_parser_kind> reasoning_parser; // --reasoning-parser (chat only)
   std::chrono::milliseconds health_timeout{2000}; // /health: how long the engine may take to answer a ping
+  cors_options cors;                        // --allowed-origins/-methods/-headers, --allow-credentials
   bool access_log = true;
 };
 

@@ -109,6 +109,7 @@ int run_server(serve_config cfg) {
   so.write_timeout = std::chrono::seconds(cfg.write_timeout_s);
   so.max_threads = http_threads;
   so.access_log = cfg.access_log;
+  so.cors = cfg.cors;
   so.max_logprobs = cfg.max_logprobs;
   so.tool_parser = tool_parser;
   so.reasoning_parser = reasoning_parser;

@@ -8,6 +8,7 @@
 #include "actors/cluster/node.hpp"
 #include "actors/engine.hpp"
 #include "gateway/backend_setup.hpp"
+#include "gateway/cors.hpp"
 
 #include <cstdint>
 #include <string>
@@ -39,6 +40,7 @@ struct serve_config {
   int read_timeout_s = 30;
   int write_timeout_s = 30;
   bool access_log = true;
+  cors_options cors;                         // vLLM's --allowed-origins, --allowed-methods, ...
   std::string log_level = "info";
   std::string port_file;                     // write the bound port here once listening (tests)
   // cluster (actors/cluster): on when cluster_enabled (--cluster-port, --cluster-peers or --cluster-dns)

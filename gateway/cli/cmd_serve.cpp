@@ -4,6 +4,7 @@
 #include "gateway/cli/command.hpp"
 #include "gateway/serve_app.hpp"
 
+#include <array>
 #include <cstdlib>
 #include <memory>
 
@@ -105,13 +106,24 @@ const command_registrar registrar{
       app.add_flag("--disable-log-requests{false}", c->access_log, "no access log lines");
       app.add_option("--log-level", c->log_level, "trace, debug, info, warn, error")
           ->capture_default_str()->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+      auto cors = std::make_shared<std::array<std::string, 3>>(); // origins, methods, headers as given
+      app.add_option("--allowed-origins", (*cors)[0],
+                     "CORS: origins allowed to call the API from a browser, a JSON list '[\"https://a.example\"]' "
+                     "or a,b (default: [\"*\"])");
+      app.add_option("--allowed-methods", (*cors)[1], "CORS: methods a preflight may ask for (default: [\"*\"])");
+      app.add_option("--allowed-headers", (*cors)[2], "CORS: request headers a preflight may ask for (default: [\"*\"])");
+      app.add_flag("--allow-credentials", c->cors.allow_credentials,
+                   "CORS: Access-Control-Allow-Credentials: true (the origin is then named, never \"*\")");
       app.add_option("--port-file", c->port_file, "write the bound port to this file once listening (scripts, tests)");
 
       auto cluster = std::make_shared<cluster_flags>();
       add_cluster_options(app, cluster);
 
-      return [c, preemption, prefix_caching, cluster] {
+      return [c, preemption, prefix_caching, cluster, cors] {
         apply_cluster_options(*cluster, *c);
+        if (!(*cors)[0].empty()) c->cors.allowed_origins = gateway::parse_cors_list("--allowed-origins", (*cors)[0]);
+        if (!(*cors)[1].empty()) c->cors.allowed_methods = gateway::parse_cors_list("--allowed-methods", (*cors)[1]);
+        if (!(*cors)[2].empty()) c->cors.allowed_headers = gateway::parse_cors_list("--allowed-headers", (*cors)[2]);
         c->engine.enable_prefix_caching = *prefix_caching;
         c->engine.preemption = *preemption == "swap" ? preemption_mode::swap : preemption_mode::recompute;
         if (c->backend.dtype == "half") c->backend.dtype = "float16";
