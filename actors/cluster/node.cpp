@@ -52,8 +52,7 @@ caf::behavior cluster_node::impl::behave(caf::event_based_actor* self) {
   auto connecting = std::make_shared<std::set<std::string>>();
   self->set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
   self->set_default_handler([this](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
-    std::lock_guard lock(mu);
-    ++counters.malformed_messages;
+    malformed.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("cluster: dropped a message of an unexpected type");
     return caf::sec::unexpected_message;
   });
@@ -304,7 +303,9 @@ const std::string& cluster_node::name() const { return impl_->cfg.name; }
 
 cluster_counters cluster_node::counters() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->counters;
+  cluster_counters c = impl_->counters;
+  c.malformed_messages = impl_->malformed.load(std::memory_order_relaxed);
+  return c;
 }
 
 std::string cluster_node::metrics_text(const std::string& model_name) const {

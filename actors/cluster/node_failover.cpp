@@ -53,12 +53,8 @@ void cluster_node::impl::release_outstanding(const origin_part& part) {
 void cluster_node::impl::on_migrate(caf::event_based_actor* self, const std::string& blob) {
   migrate_msg m;
   std::lock_guard lock(mu);
-  try {
-    decode(blob, m);
-  } catch (const wire_error& e) {
-    ++counters.malformed_messages;
+  if (decode_or_count(blob, m))
     return;
-  }
   auto it = origins.find(m.origin_id);
   origin_part* part = it == origins.end() ? nullptr : it->second.part(m.attempt);
   peer_state* p = peer_by_addr(caf::actor_cast<caf::actor_addr>(self->current_sender()));

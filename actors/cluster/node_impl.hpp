@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -117,7 +118,23 @@ struct cluster_node::impl {
   std::map<std::string, clock_type::time_point> retry_at;  // refused: do not knock again before
   std::map<std::string, int32_t> connect_failures;         // consecutive failed connects per address
   router_policy router;
-  cluster_counters counters;
+  cluster_counters counters; // under mu, except malformed_messages (the atomic below)
+  // Cross-node messages refused as malformed: counted with and without `mu` held (handlers decode
+  // before or after locking), reported by cluster_node::counters().
+  std::atomic<int64_t> malformed{0};
+
+  /// Decodes a peer's message into `m`; a malformed one is counted and its problem returned
+  /// (nullopt: `m` holds the message).
+  template <class Msg>
+  std::optional<std::string> decode_or_count(const std::string& blob, Msg& m) {
+    try {
+      decode(blob, m);
+      return std::nullopt;
+    } catch (const wire_error& e) {
+      malformed.fetch_add(1, std::memory_order_relaxed);
+      return std::string(e.what());
+    }
+  }
   kv_export_store kv_exports; // exports waiting to be fetched (thread-safe itself)
   struct kv_local_placement {
     generate_request req;

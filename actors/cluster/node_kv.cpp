@@ -176,13 +176,8 @@ void cluster_node::impl::on_kv_resume(uint64_t id, uint32_t attempt, const std::
 
 void cluster_node::impl::on_kv_migrate(caf::event_based_actor* self, const std::string& blob) {
   migrate_msg m;
-  try {
-    decode(blob, m);
-  } catch (const wire_error& e) {
-    std::lock_guard lock(mu);
-    ++counters.malformed_messages;
+  if (decode_or_count(blob, m))
     return;
-  }
   auto origin = caf::actor_cast<caf::actor>(self->current_sender());
   std::lock_guard lock(mu);
   for (const auto& [engine_id, x] : execs)

@@ -229,11 +229,8 @@ void cluster_node::impl::on_load(caf::event_based_actor* self, const std::string
   std::lock_guard lock(mu);
   peer_state* p = peer_by_addr(caf::actor_cast<caf::actor_addr>(self->current_sender()));
   load_msg m;
-  try {
-    decode(blob, m);
-  } catch (const wire_error& e) {
-    ++counters.malformed_messages;
-    spdlog::warn("cluster: malformed load report: {}", e.what());
+  if (auto error = decode_or_count(blob, m)) {
+    spdlog::warn("cluster: malformed load report: {}", *error);
     return;
   }
   if (!p || m.incarnation != p->incarnation)

@@ -239,12 +239,9 @@ caf::result<std::string> cluster_node::impl::on_forward(caf::event_based_actor* 
     std::lock_guard lock(mu);
     if (!peer_by_addr(origin.address()))
       return encode(forward_reply_msg{engine_errc::invalid_request, "not a cluster peer (no handshake)"});
-    try {
-      decode(blob, m);
-    } catch (const wire_error& e) {
-      ++counters.malformed_messages;
-      spdlog::warn("cluster: refused a malformed forwarded request: {}", e.what());
-      return encode(forward_reply_msg{engine_errc::invalid_request, std::string("malformed: ") + e.what()});
+    if (auto error = decode_or_count(blob, m)) {
+      spdlog::warn("cluster: refused a malformed forwarded request: {}", *error);
+      return encode(forward_reply_msg{engine_errc::invalid_request, "malformed: " + *error});
     }
     if (draining.load())
       return encode(forward_reply_msg{engine_errc::shutting_down, "node is draining"});
@@ -280,12 +277,8 @@ std::string cluster_node::impl::submit_forwarded(caf::event_based_actor* self, c
 
 void cluster_node::impl::on_output_msg(caf::event_based_actor* self, const std::string& blob) {
   output_msg m;
-  try {
-    decode(blob, m);
-  } catch (const wire_error& e) {
-    std::lock_guard lock(mu);
-    ++counters.malformed_messages;
-    spdlog::warn("cluster: malformed output event: {}", e.what());
+  if (auto error = decode_or_count(blob, m)) {
+    spdlog::warn("cluster: malformed output event: {}", *error);
     return;
   }
   bool stale = false;
@@ -347,12 +340,8 @@ void cluster_node::impl::on_place(caf::event_based_actor* self, const std::strin
 void cluster_node::impl::on_cancel_msg(caf::event_based_actor* self, const std::string& blob) {
   cancel_msg m;
   std::lock_guard lock(mu);
-  try {
-    decode(blob, m);
-  } catch (const wire_error& e) {
-    ++counters.malformed_messages;
+  if (decode_or_count(blob, m))
     return;
-  }
   const auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
   for (const auto& [engine_id, x] : execs)
     if (x.origin_id == m.origin_id && x.attempt == m.attempt && x.origin.address() == sender) {

@@ -40,17 +40,18 @@ std::unique_ptr<backend> cpu_for(const std::filesystem::path& dir) {
   return make_cpu_backend(dir, o);
 }
 
-/// Computes tokens [from, to) of kPrompt into `table` (the earlier ones are in the cache);
-/// returns the logits after the last one.
-std::vector<float> prefill(backend& b, const std::vector<int32_t>& table, int32_t from, int32_t to) {
+/// One step of sequence 7: `count` tokens after `computed` ones already in `table`'s blocks;
+/// the logits after the last one (greedy).
+std::vector<float> step_logits(backend& b, const std::vector<int32_t>& table, int32_t computed,
+                               const int32_t* tokens, int32_t count) {
   step_batch step;
   step_sequence seq;
   seq.seq_id = 7;
-  seq.num_computed_tokens = from;
-  seq.num_new_tokens = to - from;
+  seq.num_computed_tokens = computed;
+  seq.num_new_tokens = count;
   seq.needs_logits = true;
   seq.block_table = table;
-  step.add(seq, kPrompt.data() + from);
+  step.add(seq, tokens);
   sequence_sampling_state st;
   st.params.temperature = 0.0f;
   std::vector<sampled_token> out;
@@ -59,22 +60,14 @@ std::vector<float> prefill(backend& b, const std::vector<int32_t>& table, int32_
   return logits;
 }
 
-/// One decode step of `token` after the whole prompt held in `table`: the logits.
+/// Computes tokens [from, to) of kPrompt into `table` (the earlier ones are in the cache).
+std::vector<float> prefill(backend& b, const std::vector<int32_t>& table, int32_t from, int32_t to) {
+  return step_logits(b, table, from, kPrompt.data() + from, to - from);
+}
+
+/// One decode step of `token` after the whole prompt held in `table`.
 std::vector<float> decode_after_prompt(backend& b, const std::vector<int32_t>& table, int32_t token) {
-  step_batch step;
-  step_sequence seq;
-  seq.seq_id = 7;
-  seq.num_computed_tokens = int32_t(kPrompt.size());
-  seq.num_new_tokens = 1;
-  seq.needs_logits = true;
-  seq.block_table = table;
-  step.add(seq, &token);
-  sequence_sampling_state st;
-  st.params.temperature = 0.0f;
-  std::vector<sampled_token> out;
-  std::vector<float> logits;
-  b.execute(step, {&st}, out, &logits);
-  return logits;
+  return step_logits(b, table, int32_t(kPrompt.size()), &token, 1);
 }
 
 double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
